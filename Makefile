@@ -1,0 +1,45 @@
+# One command for the tests: `make test` builds (once, cached by the hash of the requirement files)
+# the PyTorch environment and the Paddle reference environment, then runs the test suite.
+PYTHON ?= python3
+CACHE ?= $(HOME)/.cache/mmdet_lite
+REQ_HASH := $(shell cat requirements.txt requirements-test.txt constraints-ci.txt | sha1sum | cut -c1-12)
+PADDLE_HASH := $(shell cat requirements-paddle.txt | sha1sum | cut -c1-12)
+VENV ?= $(CACHE)/venv-$(REQ_HASH)
+PADDLE_VENV ?= $(CACHE)/paddle-$(PADDLE_HASH)
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+export MMDET_LITE_PADDLE_PYTHON := $(PADDLE_VENV)/bin/python
+
+.PHONY: test install paddle-env demo parity-all bench clean-env
+
+test: $(VENV)/.ready $(PADDLE_VENV)/.ready
+	$(PY) -m pytest -q tests
+
+install: $(VENV)/.ready
+
+paddle-env: $(PADDLE_VENV)/.ready
+
+$(VENV)/.ready: requirements.txt requirements-test.txt constraints-ci.txt
+	rm -rf $(VENV) && mkdir -p $(CACHE)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-test.txt -c constraints-ci.txt
+	touch $@
+
+$(PADDLE_VENV)/.ready: requirements-paddle.txt
+	rm -rf $(PADDLE_VENV) && mkdir -p $(CACHE)
+	$(PYTHON) -m venv $(PADDLE_VENV)
+	$(PADDLE_VENV)/bin/python -m pip install -q -r requirements-paddle.txt
+	touch $@
+
+demo: $(VENV)/.ready
+	$(PY) tools/run_demo.py
+
+parity-all: $(VENV)/.ready $(PADDLE_VENV)/.ready
+	$(PY) benchmarks/parity_all_picodet.py
+
+bench: $(VENV)/.ready $(PADDLE_VENV)/.ready
+	$(PY) benchmarks/latency_picodet.py
+
+clean-env:
+	rm -rf $(VENV) $(PADDLE_VENV)
