@@ -1,0 +1,6 @@
+"""Experiments: plain-attribute configs with KEY VALUE overrides, loaded from ``exps/**.py``."""
+from .base_exp import BaseExp
+from .build import get_exp
+from .picodet_base import PicoDetExp
+
+__all__ = ["BaseExp", "PicoDetExp", "get_exp"]

@@ -1,0 +1,240 @@
+"""Training data loading: seeded, sharded, worker-count-independent batches (ppdet TrainReader).
+
+Every random draw is a pure function of ``(seed, epoch, position)``: the batch sampler hands each
+dataset item ``(index, sample_seed, batch_seed)``; the item's crop/flip/colour draws come from
+``RandomState(sample_seed)`` and the batch's size/interpolation from ``RandomState(batch_seed)`` in
+the collate function. Batches are therefore identical for any ``num_workers`` and when an epoch is
+resumed part-way.
+"""
+import random
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from mmdet_lite.data.train_transforms import (BatchRandomResize, pad_gt,
+                                              picodet_sample_transforms)
+from mmdet_lite.utils.errors import UserError
+
+__all__ = ["TrainDataset", "TrainBatchSampler", "TrainCollate", "TrainLoader",
+           "build_train_loader"]
+
+_SAMPLE_STREAM, _BATCH_STREAM, _SHUFFLE_STREAM = 0, 1, 2
+
+
+def _derive_seed(*words):
+    """A uint32 seed from non-negative integers (numpy ``SeedSequence`` mixing)."""
+    return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1)[0])
+
+
+class TrainDataset(Dataset):
+    """Training view of a COCO-style dataset: ground-truth filtering and sample transforms.
+
+    Like ppdet's training ``COCODataSet`` (``load_crowd=False``, ``allow_empty=False``), crowd
+    instances are dropped and images left without boxes are skipped; ``drop_crowd=False`` keeps
+    crowd boxes as ordinary ground truth, ``allow_empty=True`` keeps box-less images.
+
+    Item ``key``: ``(index, sample_seed, batch_seed)`` (an int ``i`` means ``(i, i, 0)``). Returns a
+    sample dict: ``image`` (H, W, 3) uint8 RGB after the transforms, ``boxes`` (n, 4) float32
+    x1y1x2y2 pixels, ``labels`` (n,) int64, ``image_id`` int, ``batch_seed`` int and, with a
+    deferred ``RandomDistort``, ``color_transform`` (3, 4) float32.
+
+    Args:
+        dataset: provides ``len``, ``load_image(i)`` (BGR uint8) and ``get_annotation(i)`` (dict
+            with image_id, boxes, labels, is_crowd), e.g. ``COCODataset``.
+        transforms: sample transforms called as ``t(sample, rng)``.
+    """
+
+    def __init__(self, dataset, transforms, drop_crowd=True, allow_empty=False):
+        self.dataset = dataset
+        self.transforms = list(transforms)
+        self.drop_crowd = drop_crowd
+        self.allow_empty = allow_empty
+        self.indices = [i for i in range(len(dataset))
+                        if allow_empty or self._instance_mask(dataset.get_annotation(i)).any()]
+
+    def _instance_mask(self, ann):
+        crowd = ann.get("is_crowd")
+        crowd = np.zeros(len(ann["boxes"]), bool) if crowd is None else np.asarray(crowd, bool)
+        crowd = crowd.reshape(-1)
+        return ~crowd if self.drop_crowd else np.ones(len(crowd), dtype=bool)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, key):
+        index, sample_seed, batch_seed = (key, key, 0) if np.isscalar(key) else key
+        source_index = self.indices[index]
+        ann = self.dataset.get_annotation(source_index)
+        keep = self._instance_mask(ann)
+        image = cv2.cvtColor(self.dataset.load_image(source_index), cv2.COLOR_BGR2RGB)
+        sample = dict(image=image,
+                      boxes=np.asarray(ann["boxes"], dtype=np.float32).reshape(-1, 4)[keep],
+                      labels=np.asarray(ann["labels"], dtype=np.int64).reshape(-1)[keep],
+                      image_id=int(ann["image_id"]))
+        rng = np.random.RandomState(sample_seed)
+        for transform in self.transforms:
+            sample = transform(sample, rng)
+        sample["batch_seed"] = int(batch_seed)
+        return sample
+
+
+class TrainBatchSampler(Sampler):
+    """Shuffled, rank-sharded batches of ``(index, sample_seed, batch_seed)`` keys.
+
+    Per epoch the order is a permutation seeded by ``(seed, epoch)``, padded by wrapping to a
+    multiple of ``world_size`` and dealt out ``rank::world_size`` (as ``DistributedSampler``).
+    ``sample_seed`` depends on ``(seed, epoch, global position)``, ``batch_seed`` on
+    ``(seed, epoch, rank, batch index)``. Call ``set_epoch`` before each epoch;
+    ``set_epoch(e, start_batch=k)`` resumes epoch ``e`` at batch ``k`` with identical batches.
+    """
+
+    def __init__(self, num_items, batch_size, seed, rank=0, world_size=1, drop_last=True,
+                 shuffle=True):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"invalid rank {rank} for world_size {world_size}")
+        self.num_items, self.batch_size = int(num_items), int(batch_size)
+        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
+        self.drop_last, self.shuffle = drop_last, shuffle
+        self.epoch, self.start_batch = 0, 0
+        self.per_rank = -(-self.num_items // self.world_size)
+
+    @property
+    def batches_per_epoch(self):
+        if self.drop_last:
+            return self.per_rank // self.batch_size
+        return -(-self.per_rank // self.batch_size)
+
+    def set_epoch(self, epoch, start_batch=0):
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
+
+    def __len__(self):
+        return max(self.batches_per_epoch - self.start_batch, 0)
+
+    def __iter__(self):
+        if self.shuffle:
+            order_seed = np.random.SeedSequence([self.seed, self.epoch, _SHUFFLE_STREAM])
+            order = np.random.default_rng(order_seed).permutation(self.num_items)
+        else:
+            order = np.arange(self.num_items)
+        total = self.per_rank * self.world_size
+        order = np.resize(order, total)
+        positions = np.arange(self.rank, total, self.world_size)
+        for b in range(self.start_batch, self.batches_per_epoch):
+            batch_seed = _derive_seed(self.seed, self.epoch, _BATCH_STREAM, self.rank, b)
+            batch_pos = positions[b * self.batch_size:(b + 1) * self.batch_size]
+            yield [(int(order[p]), _derive_seed(self.seed, self.epoch, _SAMPLE_STREAM, p),
+                    batch_seed) for p in batch_pos]
+
+
+class TrainCollate:
+    """Batch transforms (``BatchRandomResize`` then ``PadGT``) and stacking into tensors.
+
+    The batch's size and interpolation are drawn from ``RandomState(batch_seed)`` of the first
+    sample. Returns a dict: ``images`` uint8 (B, 3, S_h, S_w) RGB; ``gt_bboxes`` float32
+    (B, n, 4) in resized pixels; ``gt_labels`` int64 (B, n, 1); ``pad_gt_mask`` float32 (B, n, 1);
+    ``image_ids`` list[int]; and ``color_transforms`` float32 (B, 3, 4) when ``RandomDistort`` is
+    deferred (apply with ``apply_color_transform`` on the device).
+    """
+
+    def __init__(self, batch_resize):
+        self.batch_resize = batch_resize
+
+    def __call__(self, samples):
+        size, interp = self.batch_resize.draw(np.random.RandomState(samples[0]["batch_seed"]))
+        samples = self.batch_resize(samples, size, interp)
+        gt_bboxes, gt_labels, pad_gt_mask = pad_gt(samples)
+        images = np.stack([s["image"] for s in samples]).transpose(0, 3, 1, 2)
+        batch = dict(images=torch.from_numpy(np.ascontiguousarray(images)),
+                     gt_bboxes=torch.from_numpy(gt_bboxes), gt_labels=torch.from_numpy(gt_labels),
+                     pad_gt_mask=torch.from_numpy(pad_gt_mask),
+                     image_ids=[int(s["image_id"]) for s in samples])
+        if any("color_transform" in s for s in samples):
+            identity = np.eye(3, 4, dtype=np.float32)
+            batch["color_transforms"] = torch.from_numpy(
+                np.stack([s.get("color_transform", identity) for s in samples]))
+        return batch
+
+
+class _WorkerInit:
+    """Seeds a worker's global RNGs from ``(seed, epoch, rank, worker_id)``; cv2 single-threaded.
+
+    The transforms draw only from per-sample seeds, so this is a safeguard for code that uses the
+    global RNGs (with persistent workers it keeps the first epoch's seeds).
+    """
+
+    def __init__(self, seed, rank):
+        self.seed, self.rank, self.epoch = int(seed), int(rank), 0
+
+    def __call__(self, worker_id):
+        worker_seed = _derive_seed(self.seed, self.epoch, self.rank, worker_id)
+        np.random.seed(worker_seed)
+        random.seed(worker_seed)
+        torch.manual_seed(worker_seed)
+        cv2.setNumThreads(0)
+
+
+class TrainLoader:
+    """Per-epoch training loader: iterate it once per epoch after ``set_epoch(epoch)``.
+
+    ``len(loader)`` is the number of batches the next iteration yields;
+    ``loader.batches_per_epoch`` the full count. Batches are ``TrainCollate`` dicts.
+    """
+
+    def __init__(self, dataloader, batch_sampler, worker_init):
+        self.dataloader, self.batch_sampler = dataloader, batch_sampler
+        self.worker_init = worker_init
+        self.dataset = dataloader.dataset
+
+    @property
+    def batches_per_epoch(self):
+        return self.batch_sampler.batches_per_epoch
+
+    def set_epoch(self, epoch, start_batch=0):
+        self.batch_sampler.set_epoch(epoch, start_batch)
+        self.worker_init.epoch = int(epoch)
+
+    def __len__(self):
+        return len(self.batch_sampler)
+
+    def __iter__(self):
+        return iter(self.dataloader)
+
+
+def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_size=1,
+                       drop_last=True, target_sizes=(352, 384, 416, 448, 480), random_size=True,
+                       random_interp=True, keep_ratio=False, sample_transforms=None,
+                       drop_crowd=True, allow_empty=False, defer_distort=False, pin_memory=None,
+                       persistent_workers=False):
+    """PicoDet's TrainReader as a ``TrainLoader``.
+
+    Args:
+        dataset: a ``COCODataset``-like dataset (see ``TrainDataset``) or a ``TrainDataset``.
+        batch_size: images per batch on this process.
+        seed: base seed of every random draw; ``rank``/``world_size`` shard the epoch.
+        target_sizes, random_size, random_interp, keep_ratio: ``BatchRandomResize`` settings.
+        sample_transforms: default ``picodet_sample_transforms(defer_distort)``.
+        drop_crowd, allow_empty: ground-truth filtering (ppdet: True, False).
+        defer_distort: leave colour distortion to the device (``color_transforms`` in the batch).
+        pin_memory: default ``torch.cuda.is_available()``.
+    """
+    if not isinstance(dataset, TrainDataset):
+        if sample_transforms is None:
+            sample_transforms = picodet_sample_transforms(defer_distort)
+        dataset = TrainDataset(dataset, sample_transforms, drop_crowd, allow_empty)
+    if len(dataset) == 0:
+        raise UserError("the training set has no image with ground truth boxes "
+                        "(crowd boxes are ignored); check train_ann")
+    sampler = TrainBatchSampler(len(dataset), batch_size, seed, rank, world_size, drop_last)
+    if sampler.batches_per_epoch == 0:
+        raise UserError(f"the training set has {len(dataset)} usable images, fewer than one "
+                        f"batch ({batch_size} per process x {world_size} processes); lower the "
+                        f"batch size")
+    worker_init = _WorkerInit(seed, rank)
+    collate = TrainCollate(BatchRandomResize(target_sizes, random_size, random_interp, keep_ratio))
+    dataloader = DataLoader(
+        dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        worker_init_fn=worker_init, persistent_workers=persistent_workers and num_workers > 0)
+    return TrainLoader(dataloader, sampler, worker_init)

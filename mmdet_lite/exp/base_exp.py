@@ -1,0 +1,139 @@
+"""The experiment base class: plain fields, ``KEY VALUE`` overrides, a table for logs."""
+import copyreg
+import inspect
+import os
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from .overrides import apply_overrides
+
+__all__ = ["BaseExp"]
+
+EXP_FILE_ATTR = "__mmdet_lite_exp_file__"
+
+
+def _flatten(fields, prefix=""):
+    rows = []
+    for name, value in fields.items():
+        if isinstance(value, dict) and value:
+            rows.extend(_flatten(value, prefix=f"{prefix}{name}."))
+        else:
+            rows.append((f"{prefix}{name}", repr(value)))
+    return rows
+
+
+def _default_name(cls):
+    try:
+        return Path(inspect.getfile(cls)).stem
+    except (TypeError, OSError):  # defined interactively: no file
+        return cls.__name__
+
+
+class BaseExp:
+    """An experiment: every setting of a model, its data and its schedule as plain attributes.
+
+    Fields (CONVENTIONS.md): ``num_classes``, ``data_dir``, ``train_ann`` / ``val_ann`` (COCO json,
+    relative to ``data_dir`` or absolute), ``train_image_folder`` / ``val_image_folder``,
+    ``input_size`` (train ``(h, w)``), ``test_size`` (``(h, w)``), ``max_epoch``, ``output_dir``,
+    ``print_interval`` (iterations), ``eval_interval`` (epochs), ``seed`` (None: not seeded) and
+    ``exp_name`` (the exp file's stem). Families add their model sub-configs as dicts.
+
+    Every public attribute is a field: ``merge(["head.nms.keep_top_k", "50", ...])`` overrides it
+    (nested keys reach into dict fields), ``fields()`` lists them and ``repr(exp)`` prints them as a
+    table, one row per overridable key.
+
+    Derived values are never copied at ``__init__``: whatever depends on another field is computed
+    where it is used, so an override reaches everything built afterwards. ``get_test_transform()``
+    and the model read ``test_size`` when they are built; a family computes dependent channel
+    counts (e.g. PicoDet's head from ``neck.out_channels``) in ``get_model()``; ``save_dir`` is a
+    property of ``output_dir`` and ``exp_name``. Subclasses keep to this rule: set only
+    independent values in ``__init__`` (no ``self.b = f(self.a)``), and mark a derived-by-default
+    field with ``None``.
+    """
+
+    def __init__(self):
+        self.exp_name = _default_name(type(self))
+        self.num_classes = 80
+        self.data_dir = "datasets/coco"
+        self.train_ann = "annotations/instances_train2017.json"
+        self.val_ann = "annotations/instances_val2017.json"
+        self.train_image_folder = "train2017"
+        self.val_image_folder = "val2017"
+        self.input_size = (640, 640)
+        self.test_size = (640, 640)
+        self.max_epoch = 300
+        self.output_dir = "./outputs"
+        self.print_interval = 20
+        self.eval_interval = 10
+        self.seed = None
+
+    # ------------------------------------------------------------------ fields
+    def fields(self):
+        """The exp's fields: ``{name: value}`` of every public attribute (values are live)."""
+        return {name: value for name, value in vars(self).items() if not name.startswith("_")}
+
+    def merge(self, opts):
+        """Apply trailing ``KEY VALUE`` pairs (see ``mmdet_lite.exp.overrides``); ``UserError`` if bad."""
+        apply_overrides(self, opts)
+
+    @property
+    def save_dir(self):
+        """``<output_dir>/<exp_name>``: checkpoints, logs and detection files of this exp."""
+        return os.path.join(self.output_dir, self.exp_name)
+
+    def table(self):
+        """The fields as a two-column table, nested dicts flattened to their override keys."""
+        return tabulate(_flatten(self.fields()), headers=["key", "value"], tablefmt="github")
+
+    def __repr__(self):
+        return f"{type(self).__name__} '{self.exp_name}'\n{self.table()}"
+
+    def __reduce__(self):
+        # An exp loaded from a file lives in a module no other process can import by name:
+        # pickle it as "load that file again, then restore the fields" (spawned workers need this).
+        module = sys.modules.get(type(self).__module__)
+        exp_file = getattr(module, EXP_FILE_ATTR, None)
+        if exp_file is not None:
+            from .build import _rebuild_exp
+
+            return _rebuild_exp, (exp_file, type(self).__qualname__, dict(vars(self)))
+        return copyreg.__newobj__, (type(self),), dict(vars(self))
+
+    # ------------------------------------------------------------------ builders
+    def get_model(self):
+        """The detector (``nn.Module``) described by this exp."""
+        raise NotImplementedError
+
+    def get_test_transform(self):
+        """Callable BGR uint8 (H, W, 3) -> (uint8 (3, h, w), float32 scale factor (2,))."""
+        raise NotImplementedError
+
+    @property
+    def convert_rules(self):
+        """The family's rule table for ``mmdet_lite.convert`` (Paddle name -> our name)."""
+        raise NotImplementedError
+
+    def get_eval_dataset(self, image_folder=None, ann=None):
+        """COCO-format evaluation set (``val_ann`` / ``val_image_folder`` unless given)."""
+        from mmdet_lite.data.coco import COCODataset
+
+        dataset = COCODataset(self.data_dir, ann or self.val_ann, image_folder or self.val_image_folder,
+                              transform=self.get_test_transform())
+        dataset.check_num_classes(self.num_classes)
+        return dataset
+
+    def get_eval_loader(self, batch_size, num_workers, rank=0, world_size=1):
+        """Evaluation loader over this process's shard; batches as described in DESIGN_NOTES."""
+        from mmdet_lite.data.loader import build_eval_loader
+
+        return build_eval_loader(self.get_eval_dataset(), batch_size, num_workers,
+                                 rank=rank, world_size=world_size)
+
+    def get_evaluator(self, batch_size=None, num_workers=None, rank=0, world_size=1):
+        """A ``COCOEvaluator`` on the evaluation set (the loader args are accepted for symmetry
+        with ``get_eval_loader``; the evaluator only needs the ground truth)."""
+        from mmdet_lite.evaluators.coco_evaluator import COCOEvaluator
+
+        return COCOEvaluator(self.get_eval_dataset())

@@ -1,0 +1,74 @@
+"""The PicoDet detector: LCNet backbone, LCPAN/CSPPAN neck, PicoHeadV2 head."""
+import torch
+import torch.nn as nn
+
+from mmdet_lite.models.backbones.lcnet import LCNet
+from mmdet_lite.models.heads.pico_head_v2 import PicoHeadV2
+from mmdet_lite.models.necks.csp_pan import CSPPAN
+from mmdet_lite.models.necks.lcpan import LCPAN
+from mmdet_lite.utils.errors import UserError
+
+NECKS = {"LCPAN": LCPAN, "CSPPAN": CSPPAN}
+
+
+class PicoDet(nn.Module):
+    """PicoDet detector on 0..255 RGB float images (N, 3, H, W).
+
+    The input is normalised inside as ``(x / 255 - pixel_mean) / pixel_std`` (RGB, 0..1 scale;
+    non-persistent buffers). In eval mode ``forward`` returns the head's raw
+    ``(scores (N, A, C), bboxes (N, A, 4) x1y1x2y2 in input pixels)``; ``postprocess`` turns them
+    into per-image detections in original-image pixels.
+    """
+
+    def __init__(self, backbone, neck, head, pixel_mean=(0.485, 0.456, 0.406),
+                 pixel_std=(0.229, 0.224, 0.225)):
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        self.head = head
+        for name, value in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
+            self.register_buffer(name, torch.tensor(value, dtype=torch.float32).view(1, 3, 1, 1),
+                                 persistent=False)
+
+    def normalize(self, images):
+        """0..255 RGB (N, 3, H, W) -> normalised input, in Paddle's NormalizeImage order."""
+        return (images * (1.0 / 255.0) - self.pixel_mean) / self.pixel_std
+
+    def forward_features(self, x):
+        """Normalised input (N, 3, H, W) -> list of neck feature maps, one per head stride."""
+        return self.neck(self.backbone(x))
+
+    def forward(self, images, targets=None):
+        if self.training:
+            raise NotImplementedError("PicoDet training losses are not implemented yet")
+        return self.head(self.forward_features(self.normalize(images)))
+
+    def postprocess(self, outputs, scale_factors):
+        """Raw ``(scores, bboxes)`` and ``scale_factors (N, 2)`` (resized / original, y then x) ->
+        list of dict(boxes (K, 4) float32 in original pixels, scores (K,), labels (K,) int64)."""
+        return self.head.post_process(outputs, scale_factors)
+
+
+def build_picodet(num_classes, backbone, neck, head, pixel_mean=(0.485, 0.456, 0.406),
+                  pixel_std=(0.229, 0.224, 0.225)):
+    """Build a PicoDet from config dicts.
+
+    ``backbone``: LCNet kwargs. ``neck``: ``name`` ("LCPAN" or "CSPPAN") plus its kwargs; its
+    ``in_channels`` come from the backbone. ``head``: PicoHeadV2 kwargs; ``feat_in_chan`` (and the
+    PicoFeat ``feat_in``/``feat_out``) default to the neck's output channels.
+    """
+    backbone_module = LCNet(**backbone)
+    neck = dict(neck)
+    name = neck.pop("name", None)
+    if name not in NECKS:
+        raise UserError(f"neck.name: expected one of {sorted(NECKS)}, got {name!r}")
+    neck_module = NECKS[name](in_channels=list(backbone_module.out_channels), **neck)
+    channels = neck_module.out_channels
+    channels = channels if isinstance(channels, int) else channels[0]
+    head = dict(head)
+    head.setdefault("feat_in_chan", channels)
+    if head["feat_in_chan"] != channels:
+        raise UserError(f"head.feat_in_chan is {head['feat_in_chan']} but the neck outputs "
+                        f"{channels} channels")
+    head_module = PicoHeadV2(num_classes=num_classes, **head)
+    return PicoDet(backbone_module, neck_module, head_module, pixel_mean, pixel_std)

@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Convert a Pascal VOC split (VOCdevkit layout) into a COCO-format annotation file.
+
+    python tools/voc2coco.py --voc-root VOCdevkit/VOC2007 --split test --out voc07_test.json
+
+Category ids are 1..C in label-list order (default: the 20 VOC classes); ``file_name`` is
+relative to ``<voc-root>/JPEGImages`` (use it as the exp's image folder); difficult objects are
+kept with ``iscrowd 0`` and flagged ``ignore``/``difficult`` (see mmdet_lite/data/voc.py).
+"""
+import argparse
+
+from mmdet_lite.data.voc import voc_to_coco
+from mmdet_lite.utils.errors import cli_main
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--voc-root", required=True, help="e.g. VOCdevkit/VOC2007")
+    parser.add_argument("--split", required=True, help="a list in ImageSets/Main: trainval, test, ...")
+    parser.add_argument("--out", required=True, help="output COCO json")
+    parser.add_argument("--label-list", default=None,
+                        help="label_list.txt (relative to --voc-root or absolute); default: 20 VOC classes")
+    return parser
+
+
+@cli_main
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    data = voc_to_coco(args.voc_root, args.split, args.out, args.label_list)
+    print(f"wrote {args.out}: {len(data['images'])} images, {len(data['annotations'])} objects, "
+          f"{len(data['categories'])} categories")
+
+
+if __name__ == "__main__":
+    main()
