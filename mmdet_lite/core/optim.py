@@ -1,0 +1,233 @@
+"""Optimizer parameter groups and PaddleDetection's per-iteration learning-rate schedules.
+
+The schedules reproduce ``ppdet.optimizer.LearningRate`` exactly (same float operations, same
+piecewise look-up): a decay (``CosineDecay`` / ``PiecewiseDecay``) composed with an optional warmup
+(``LinearWarmup`` / ``ExpWarmup``), evaluated at the global iteration ``t`` (0-based, the LR that
+the ``t``-th optimizer step uses). They are stateless functions of ``t``, so resuming only needs
+the iteration counter.
+
+Weight decay follows Paddle's L2 regulariser: the optimizer-wide factor is added to the gradient
+of every trainable parameter, except parameters that Paddle gives their own ``L2Decay(0.0)``
+(``ParamAttr(regularizer=...)``). A family lists those as regexes on our parameter names, or a
+module declares them with a ``no_weight_decay()`` method returning names relative to itself.
+"""
+import bisect
+import math
+import re
+
+__all__ = ["param_groups", "set_lr", "LinearWarmup", "ExpWarmup", "CosineDecay", "PiecewiseDecay",
+           "LearningRate", "build_learning_rate"]
+
+
+def no_weight_decay_names(model):
+    """Full names of the parameters that some submodule lists in its ``no_weight_decay()``."""
+    names = set()
+    for prefix, module in model.named_modules():
+        method = getattr(module, "no_weight_decay", None)
+        if callable(method):
+            names.update(f"{prefix}.{name}" if prefix else name for name in method())
+    return names
+
+
+def param_groups(model, weight_decay, no_decay_patterns=()):
+    """Trainable parameters of ``model`` as SGD groups: ``[decayed, not decayed]`` (empty ones dropped).
+
+    A parameter gets no decay when a submodule lists it in ``no_weight_decay()`` or its full name
+    matches one of the regexes ``no_decay_patterns`` (``re.search``). Returns a list of dicts
+    ``{"params", "weight_decay", "names"}``; ``names`` lets callers log which parameters skip it.
+    """
+    skip = no_weight_decay_names(model)
+    own = dict(model.named_parameters())
+    unknown = sorted(skip - set(own))
+    if unknown:
+        raise ValueError(f"no_weight_decay() names parameters that do not exist: {unknown[:8]}")
+    patterns = [re.compile(p) for p in no_decay_patterns]
+    skip.update(n for n in own if any(p.search(n) for p in patterns))
+    decay, no_decay = [], []
+    for name, param in own.items():
+        if param.requires_grad:
+            (no_decay if name in skip else decay).append(name)
+    groups = [dict(params=[own[n] for n in names], weight_decay=wd, names=names)
+              for names, wd in ((decay, float(weight_decay)), (no_decay, 0.0)) if names]
+    return groups
+
+
+def set_lr(optimizer, lr):
+    """Set every group's LR to ``lr * group.get("lr_mult", 1.0)`` (Paddle's per-parameter LR factor)."""
+    for group in optimizer.param_groups:
+        mult = group.get("lr_mult", 1.0)
+        group["lr"] = lr if mult == 1.0 else lr * mult
+
+
+class LinearWarmup:
+    """ppdet ``LinearWarmup``: ``lr_i = base_lr * (start_factor * (1 - i / W) + i / W)``, i in [0, W].
+
+    ``W = epochs * iters_per_epoch`` when ``epochs`` is set, else ``steps`` (at least 1).
+    """
+
+    def __init__(self, steps=500, start_factor=1.0 / 3, epochs=None):
+        self.steps = steps
+        self.start_factor = start_factor
+        self.epochs = epochs
+
+    def num_steps(self, iters_per_epoch):
+        steps = self.epochs * iters_per_epoch if self.epochs is not None else self.steps
+        return max(int(steps), 1)
+
+    def value(self, base_lr, i, num_steps):
+        alpha = i / num_steps
+        factor = self.start_factor * (1 - alpha) + alpha
+        return base_lr * factor
+
+
+class ExpWarmup:
+    """ppdet ``ExpWarmup``: ``lr_i = base_lr * (i / W) ** power``, i in [0, W]."""
+
+    def __init__(self, steps=1000, epochs=None, power=2):
+        self.steps = steps
+        self.epochs = epochs
+        self.power = power
+
+    def num_steps(self, iters_per_epoch):
+        steps = self.epochs * iters_per_epoch if self.epochs is not None else self.steps
+        return max(int(steps), 1)
+
+    def value(self, base_lr, i, num_steps):
+        factor = (i / float(num_steps)) ** self.power
+        return base_lr * factor
+
+
+class CosineDecay:
+    """ppdet ``CosineDecay`` over ``max_epochs`` (computed per iteration), optional floor and plateau.
+
+    After a warmup of ``W`` steps: ``lr_i = min_lr + (base_lr - min_lr) * 0.5 * (cos((i - W) * pi /
+    (max_iters - W - plateau_iters)) + 1)`` until the plateau, ``min_lr`` on it, and the last value
+    held after ``max_iters``. Without warmup and plateau it is Paddle's ``CosineAnnealingDecay``
+    (period ``2 * max_iters``; closed form of Paddle's recursion).
+    """
+
+    def __init__(self, max_epochs=1000, use_warmup=True, min_lr_ratio=0.0, last_plateau_epochs=0):
+        self.max_epochs = max_epochs
+        self.use_warmup = use_warmup
+        self.min_lr_ratio = min_lr_ratio
+        self.last_plateau_epochs = last_plateau_epochs
+
+    def _cosine(self, base_lr, i, start, iters_per_epoch):
+        max_iters = self.max_epochs * int(iters_per_epoch)
+        plateau = self.last_plateau_epochs * int(iters_per_epoch)
+        min_lr = base_lr * self.min_lr_ratio
+        if i < max_iters - plateau:
+            return min_lr + (base_lr - min_lr) * 0.5 * (math.cos(
+                (i - start) * math.pi / (max_iters - start - plateau)) + 1)
+        return min_lr
+
+    def after_warmup(self, base_lr, t, warmup_steps, warmup_last, iters_per_epoch):
+        max_iters = self.max_epochs * int(iters_per_epoch)
+        if max_iters <= warmup_steps:
+            return warmup_last
+        return self._cosine(base_lr, min(t, max_iters - 1), warmup_steps, iters_per_epoch)
+
+    def without_warmup(self, base_lr, t, iters_per_epoch):
+        max_iters = self.max_epochs * int(iters_per_epoch)
+        if self.last_plateau_epochs * int(iters_per_epoch) > 0:
+            return self._cosine(base_lr, min(t, max_iters - 1), 0, iters_per_epoch)
+        min_lr = base_lr * self.min_lr_ratio
+        if t == 0:
+            return base_lr
+        return min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * t / max_iters)) / 2
+
+
+class PiecewiseDecay:
+    """ppdet ``PiecewiseDecay``: ``base_lr * gamma[k]`` after the ``k``-th milestone (in epochs).
+
+    ``gamma`` a number means ``[gamma, gamma / 10, ...]``, one per milestone.
+    """
+
+    def __init__(self, gamma=(0.1, 0.01), milestones=(8, 11), use_warmup=True):
+        milestones = list(milestones)
+        if isinstance(gamma, (list, tuple)):
+            self.gamma = list(gamma)
+        else:
+            self.gamma = [gamma / 10 ** i for i in range(len(milestones))]
+        self.milestones = milestones
+        self.use_warmup = use_warmup
+
+    def _bounds(self, iters_per_epoch):
+        return [int(iters_per_epoch) * m for m in self.milestones]
+
+    def after_warmup(self, base_lr, t, warmup_steps, warmup_last, iters_per_epoch):
+        k = bisect.bisect_right(self._bounds(iters_per_epoch), t)
+        values = [warmup_last] + [base_lr * g for g in self.gamma]
+        return values[min(k, len(values) - 1)]
+
+    def without_warmup(self, base_lr, t, iters_per_epoch):
+        k = bisect.bisect_right(self._bounds(iters_per_epoch), t)
+        values = [base_lr] + [base_lr * g for g in self.gamma]
+        return values[min(k, len(values) - 1)]
+
+
+class LearningRate:
+    """ppdet ``LearningRate``: ``decay`` composed with ``warmup`` (or ``None``), per iteration.
+
+    ``lr = schedule(t)`` for the global iteration ``t``; ``schedule.step(optimizer, t)`` also writes
+    it into the optimizer (see ``set_lr``). The warmup covers steps ``[0, W)``; from ``W`` on the
+    decay applies, as ppdet's concatenated ``PiecewiseDecay`` table does.
+    """
+
+    def __init__(self, base_lr, decay, warmup=None, iters_per_epoch=1):
+        self.base_lr = float(base_lr)
+        self.decay = decay
+        self.warmup = warmup
+        self.iters_per_epoch = int(iters_per_epoch)
+
+    @property
+    def uses_warmup(self):
+        return self.warmup is not None and getattr(self.decay, "use_warmup", True)
+
+    def __call__(self, t):
+        if not self.uses_warmup:
+            return self.decay.without_warmup(self.base_lr, t, self.iters_per_epoch)
+        steps = self.warmup.num_steps(self.iters_per_epoch)
+        if t < steps:
+            return self.warmup.value(self.base_lr, t, steps)
+        last = self.warmup.value(self.base_lr, steps, steps)
+        return self.decay.after_warmup(self.base_lr, t, steps, last, self.iters_per_epoch)
+
+    def step(self, optimizer, t):
+        """Write the LR of iteration ``t`` into ``optimizer``; return it."""
+        lr = self(t)
+        set_lr(optimizer, lr)
+        return lr
+
+    def state_dict(self):
+        """The configuration (the schedule has no other state: it is a function of ``t``)."""
+        def describe(obj):
+            return None if obj is None else dict(name=type(obj).__name__, **vars(obj))
+
+        return dict(base_lr=self.base_lr, iters_per_epoch=self.iters_per_epoch,
+                    decay=describe(self.decay), warmup=describe(self.warmup))
+
+    def load_state_dict(self, state):
+        """Nothing to restore; returns the keys whose values differ from ``state`` (for a warning)."""
+        own = self.state_dict()
+        return sorted(k for k in own if state.get(k) != own[k])
+
+
+_DECAYS = {"CosineDecay": CosineDecay, "PiecewiseDecay": PiecewiseDecay}
+_WARMUPS = {"LinearWarmup": LinearWarmup, "ExpWarmup": ExpWarmup}
+
+
+def _make(kind, table, cfg):
+    cfg = dict(cfg)
+    name = cfg.pop("name", None)
+    if name not in table:
+        raise ValueError(f"{kind}: unknown name {name!r}; choose from {sorted(table)}")
+    return table[name](**cfg)
+
+
+def build_learning_rate(base_lr, decay, warmup, iters_per_epoch):
+    """``LearningRate`` from Paddle-style dicts: ``decay = dict(name="CosineDecay", max_epochs=300)``,
+    ``warmup = dict(name="LinearWarmup", steps=300, start_factor=0.1)`` or ``None``."""
+    return LearningRate(base_lr, _make("lr_decay", _DECAYS, decay),
+                        None if warmup is None else _make("warmup", _WARMUPS, warmup), iters_per_epoch)
+

@@ -1,0 +1,441 @@
+"""The training loop shared by every model family (YOLOX-style ``Trainer``).
+
+``Trainer(exp, args).train()`` runs in every process that ``mmdet_lite.core.launch`` starts (the
+process group, if any, is already initialised). What it needs from the exp is listed in
+``Trainer``'s docstring; ``args`` carries the command-line flags of ``tools/train.py``.
+"""
+import copy
+import datetime
+import os
+import random
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from loguru import logger
+from torch.nn.parallel import DistributedDataParallel
+
+from mmdet_lite.core.ema import ModelEMA
+from mmdet_lite.data.train_transforms import apply_color_transform
+from mmdet_lite.utils.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from mmdet_lite.utils.device import select_device
+from mmdet_lite.utils.dist import (all_gather_object, get_local_rank, get_rank, get_world_size,
+                                   synchronize)
+from mmdet_lite.utils.errors import UserError
+from mmdet_lite.utils.logger import setup_logger
+
+__all__ = ["Trainer", "TrainingDiverged", "run_training"]
+
+_DEFAULT_ARGS = dict(device="cpu", batch_size=None, eval_batch_size=None, workers=None,
+                     eval_workers=None, ckpt=None, resume=False, fp16=False, sync_bn=False)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite: training stops, the last good checkpoint is kept."""
+
+
+def run_training(exp, args):
+    """Per-process entry point for ``launch``: train ``exp`` with the flags in ``args``."""
+    return Trainer(exp, args).train()
+
+
+class Trainer:
+    """Train ``exp``'s detector: epochs of SGD steps, EMA, periodic evaluation and checkpoints.
+
+    The exp provides ``get_model()`` (train-mode ``model(images float (B, 3, H, W) 0..255,
+    targets dict) -> dict of losses with "total_loss"``), ``get_train_loader(batch_size,
+    num_workers, rank, world_size, seed)`` (batches are dicts with ``images`` uint8 (B, 3, H, W)
+    plus the targets; ``set_epoch(epoch)`` on the loader or its sampler), ``get_optimizer(model)``,
+    ``get_lr_scheduler(iters_per_epoch, batch_size)`` (an object with ``step(optimizer, iteration)
+    -> lr``, ``state_dict()``, ``load_state_dict(state)``), ``get_eval_loader(batch_size,
+    num_workers, rank, world_size)`` and ``get_evaluator(batch_size, num_workers, rank,
+    world_size)``, and the fields ``max_epoch``, ``print_interval``, ``eval_interval``, ``seed``,
+    ``exp_name``, ``save_dir``, ``train_batch_size``, ``eval_batch_size``; optionally
+    ``snapshot_epoch``, ``use_ema``, ``ema_decay``, ``ema_decay_type``, ``ema_cycle_epoch``,
+    ``ema_black_list``, ``clip_grad_norm``, ``find_unused_parameters``, ``sync_bn``,
+    ``data_num_workers``.
+
+    Checkpoints (``<save_dir>/latest_ckpt.pth`` every epoch, ``best_ckpt.pth`` by AP,
+    ``epoch_<N>.pth`` every ``snapshot_epoch``) hold ``model`` (the weights to use: EMA-averaged
+    when EMA is on), ``train_model`` (the raw training weights), ``ema``, ``optimizer``,
+    ``scheduler``, ``scaler``, ``epoch`` (completed), ``iteration``, ``best_ap``, ``seed``, ``rng``
+    (per rank) and ``exp_name``.
+    """
+
+    def __init__(self, exp, args):
+        self.exp = exp
+        self.args = args
+        self.rank, self.world_size, self.local_rank = get_rank(), get_world_size(), get_local_rank()
+        self.device = select_device(self._arg("device"), self.local_rank)
+        self.fp16 = bool(self._arg("fp16")) and self.device.type == "cuda"
+        self.max_epoch = int(exp.max_epoch)
+        self.save_dir = exp.save_dir
+        self.batch_size = self._total_batch(self._arg("batch_size"), exp.train_batch_size, "-b")
+        self.eval_batch_size = self._total_batch(self._arg("eval_batch_size"), exp.eval_batch_size,
+                                                 "-eb")
+        self.start_epoch, self.epoch, self.iter = 0, 0, 0
+        self.best_ap = -1.0
+        self.load_report = None
+        self.writer = None
+        self.ema = None
+
+    # ------------------------------------------------------------------ helpers
+    def _arg(self, name):
+        return getattr(self.args, name, _DEFAULT_ARGS[name])
+
+    def _total_batch(self, given, per_device, flag):
+        total = int(given) if given is not None else int(per_device) * self.world_size
+        if total < self.world_size or total % self.world_size:
+            raise UserError(f"{flag} {total}: the total batch must be a positive multiple of the "
+                            f"number of processes ({self.world_size})")
+        return total
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    @property
+    def progress_iter(self):
+        return self.epoch * self.iters_per_epoch + self.iter
+
+    # ------------------------------------------------------------------ main loop
+    def train(self):
+        """Run ``before_train``, the epochs, ``after_train``. Returns the best AP."""
+        self.before_train()
+        try:
+            for self.epoch in range(self.start_epoch, self.max_epoch):
+                self.before_epoch()
+                self.train_in_iter()
+                self.after_epoch()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        self.after_train()
+        return self.best_ap
+
+    def before_train(self):
+        setup_logger(self.save_dir, self.rank, filename="train_log.txt", mode="a")
+        logger.info(f"args: {vars(self.args) if hasattr(self.args, '__dict__') else self.args}")
+        logger.info(f"exp:\n{self.exp}")
+        if self._arg("fp16") and not self.fp16:
+            logger.warning("--fp16 needs a GPU; training in float32")
+        resume, ckpt_path = self._arg("resume"), self._arg("ckpt")
+        if resume and ckpt_path is None:
+            ckpt_path = os.path.join(self.save_dir, "latest_ckpt.pth")
+        ckpt = read_checkpoint(ckpt_path) if resume else None
+        self.seed = self._resolve_seed(ckpt)
+        seed_everything(self.seed + self.rank)
+
+        self.raw_model = self._build_model(None if resume else ckpt_path)
+        self.optimizer = self.exp.get_optimizer(self.raw_model)
+        self._build_train_loader()
+        self.lr_scheduler = self.exp.get_lr_scheduler(self.iters_per_epoch, self.batch_size)
+        if getattr(self.exp, "use_ema", False):
+            self.ema = ModelEMA(self.raw_model, decay=getattr(self.exp, "ema_decay", 0.9998),
+                                decay_type=getattr(self.exp, "ema_decay_type", "threshold"),
+                                cycle_epoch=getattr(self.exp, "ema_cycle_epoch", -1),
+                                black_list=getattr(self.exp, "ema_black_list", None))
+        # ppdet's paddle.amp.GradScaler(init_loss_scaling=1024); the other defaults equal torch's.
+        self.scaler = torch.amp.GradScaler(self.device.type, init_scale=1024.0, enabled=self.fp16)
+        rng = self._resume(ckpt, ckpt_path) if resume else None
+
+        self._build_eval()
+        self.model = self.raw_model
+        if self.world_size > 1:
+            self.model = DistributedDataParallel(
+                self.raw_model, device_ids=[self.local_rank] if self.device.type == "cuda" else None,
+                find_unused_parameters=getattr(self.exp, "find_unused_parameters", False))
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(os.path.join(self.save_dir, "tensorboard"))
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if rng is not None:
+            set_rng_state(rng)
+        self.meters = defaultdict(list)
+        logger.info(f"training from epoch {self.start_epoch + 1} to {self.max_epoch}: "
+                    f"{self.iters_per_epoch} iterations per epoch, total batch {self.batch_size} "
+                    f"on {self.world_size} process(es), {self.device.type}"
+                    f"{', fp16' if self.fp16 else ''}, seed {self.seed}")
+
+    def _build_model(self, init_ckpt):
+        model = self.exp.get_model()
+        if (self._arg("sync_bn") or getattr(self.exp, "sync_bn", False)) and self.world_size > 1:
+            if self.device.type == "cuda":
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:
+                logger.warning("SyncBN needs GPUs; keeping per-process BatchNorm on CPU")
+        model.to(self.device)
+        if init_ckpt is not None:
+            self.load_report = load_weights(model, init_ckpt, strict=False)
+            if not self.load_report.loaded:
+                raise UserError(f"-c {init_ckpt}: no tensor of the checkpoint fits the model "
+                                f"({self.load_report.summary()})")
+            log_load_report(init_ckpt, self.load_report)
+        logger.info(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.3f} M parameters")
+        return model
+
+    def _num_workers(self, evaluation=False):
+        workers = self._arg("workers")
+        workers = getattr(self.exp, "data_num_workers", 4) if workers is None else workers
+        eval_workers = self._arg("eval_workers") if evaluation else None
+        return workers if eval_workers is None else eval_workers
+
+    def _build_train_loader(self):
+        per_device = self.batch_size // self.world_size
+        self.train_loader = self.exp.get_train_loader(
+            batch_size=per_device, num_workers=self._num_workers(),
+            rank=self.rank, world_size=self.world_size, seed=self.seed)
+        self.iters_per_epoch = len(self.train_loader)
+        if self.iters_per_epoch < 1:
+            raise UserError(f"the training set gives no full batch of {per_device} images per "
+                            "process: use a smaller -b")
+
+    def _build_eval(self):
+        workers = self._num_workers(evaluation=True)
+        per_device = self.eval_batch_size // self.world_size
+        self.eval_loader = self.exp.get_eval_loader(per_device, workers, rank=self.rank,
+                                                    world_size=self.world_size)
+        self.evaluator = self.exp.get_evaluator(per_device, workers, rank=self.rank,
+                                                world_size=self.world_size)
+        self.eval_model = copy.deepcopy(self.raw_model).requires_grad_(False)
+
+    def before_epoch(self):
+        for obj in (self.train_loader, getattr(self.train_loader, "batch_sampler", None),
+                    getattr(self.train_loader, "sampler", None)):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(self.epoch)
+                break
+        self.model.train()
+
+    def train_in_iter(self):
+        tic = time.perf_counter()
+        for self.iter, batch in enumerate(self.train_loader):
+            data_time = time.perf_counter() - tic
+            self.train_one_iter(batch)
+            self.meters["data_time"].append(data_time)
+            self.meters["iter_time"].append(time.perf_counter() - tic)
+            if (self.iter + 1) % max(1, self.exp.print_interval) == 0:
+                self.log_progress(batch["images"].shape[-2:])
+            tic = time.perf_counter()
+
+    def train_one_iter(self, batch):
+        images, targets = self._to_device(batch)
+        lr = self.lr_scheduler.step(self.optimizer, self.progress_iter)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
+            losses = self.model(images, targets)
+        loss = losses["total_loss"]
+        self._check_finite(loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        clip = getattr(self.exp, "clip_grad_norm", None)
+        if clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update()
+        for name, value in losses.items():
+            if torch.is_tensor(value) and value.numel() == 1:
+                self.meters[name].append(value.detach().float())
+        self.meters["lr"].append(lr)
+
+    def after_epoch(self):
+        if not all(bool(torch.isfinite(p).all()) for p in self.raw_model.parameters()):
+            self._diverged("the weights are not finite")
+        done = self.epoch + 1
+        last = done == self.max_epoch
+        snapshot = last or done % max(1, getattr(self.exp, "snapshot_epoch", 1)) == 0
+        do_eval = last or (self.exp.eval_interval > 0 and done % self.exp.eval_interval == 0)
+        if self.ema is not None:
+            weights = self.ema.snapshot() if snapshot else self.ema.averaged()
+        else:
+            weights = {k: v.detach().clone() for k, v in self.raw_model.state_dict().items()}
+        is_best = False
+        if do_eval:
+            ap = self.evaluate(weights)
+            is_best = ap >= self.best_ap
+            self.best_ap = max(self.best_ap, ap)
+        self.save(weights, snapshot, is_best)
+
+    def after_train(self):
+        logger.info(f"training of {self.exp.exp_name} finished; best AP {self.best_ap * 100:.2f}")
+
+    # ------------------------------------------------------------------ steps
+    def _to_device(self, batch):
+        """``images`` float on the device (deferred colour transforms applied) and the targets."""
+        images = batch["images"].to(self.device, non_blocking=True).float()
+        if "color_transforms" in batch:
+            images = apply_color_transform(images, batch["color_transforms"])
+        targets = {}
+        for key, value in batch.items():
+            if key in ("images", "color_transforms"):
+                continue
+            if torch.is_tensor(value):
+                value = value.to(self.device, non_blocking=True)
+            elif isinstance(value, (list, tuple)) and value and torch.is_tensor(value[0]):
+                value = [v.to(self.device, non_blocking=True) for v in value]
+            targets[key] = value
+        targets["epoch_id"] = self.epoch
+        return images, targets
+
+    def _check_finite(self, loss):
+        bad = (~torch.isfinite(loss.detach())).float().reshape(())
+        if self.world_size > 1:
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        if bad.item():
+            self._diverged(f"loss is {loss.item()}")
+
+    def _diverged(self, what):
+        latest = os.path.join(self.save_dir, "latest_ckpt.pth")
+        kept = (f"the last good checkpoint is {latest}" if os.path.exists(latest)
+                else "no checkpoint was written yet")
+        error = TrainingDiverged(
+            f"{what} at epoch {self.epoch + 1}/{self.max_epoch}, iteration {self.iter + 1}/"
+            f"{self.iters_per_epoch} (global iteration {self.progress_iter + 1}): training "
+            f"stopped; {kept}. Lower the learning rate (base_lr) or check the data")
+        logger.error(str(error))
+        raise error
+
+    def log_progress(self, size):
+        window = max(1, self.exp.print_interval)
+        iter_time = float(np.mean(self.meters["iter_time"][-window:]))
+        data_time = float(np.mean(self.meters["data_time"][-window:]))
+        step = self.progress_iter + 1
+        remaining = self.max_epoch * self.iters_per_epoch - step
+        eta = datetime.timedelta(seconds=int(remaining * iter_time))
+        losses = {k: torch.stack(v[-window:]).mean().item() for k, v in self.meters.items()
+                  if k not in ("data_time", "iter_time", "lr")}
+        lr = self.meters["lr"][-1]
+        self.meters = defaultdict(list, {k: v[-window:] for k, v in self.meters.items()})
+        if not self.is_main:
+            return
+        mem = (f", mem: {torch.cuda.max_memory_allocated(self.device) / 2 ** 20:.0f}Mb"
+               if self.device.type == "cuda" else "")
+        loss_text = ", ".join(f"{k}: {v:.4f}" for k, v in losses.items())
+        logger.info(f"epoch: {self.epoch + 1}/{self.max_epoch}, iter: {self.iter + 1}/"
+                    f"{self.iters_per_epoch}{mem}, iter_time: {iter_time:.3f}s, data_time: "
+                    f"{data_time:.3f}s, {loss_text}, lr: {lr:.4e}, size: {tuple(size)}, ETA: {eta}")
+        for name, value in losses.items():
+            self.writer.add_scalar(f"train/{name}", value, step)
+        self.writer.add_scalar("train/lr", lr, step)
+
+    def evaluate(self, weights):
+        """AP (0..1) of ``weights`` on the eval set (every rank gets the same value)."""
+        self.eval_model.load_state_dict(weights)
+        ap50_95, ap50, _, _ = self.evaluator.evaluate(
+            self.eval_model, self.eval_loader, self.device, fp16=self.fp16,
+            distributed=self.world_size > 1, output_dir=self.save_dir)
+        if self.is_main:
+            logger.info(f"epoch {self.epoch + 1}: AP50:95 {ap50_95 * 100:.2f}, AP50 {ap50 * 100:.2f}"
+                        f"{' (EMA weights)' if self.ema is not None else ''}")
+            self.writer.add_scalar("val/COCOAP50_95", ap50_95, self.epoch + 1)
+            self.writer.add_scalar("val/COCOAP50", ap50, self.epoch + 1)
+        return float(ap50_95)
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self, weights, rng):
+        done = self.epoch + 1
+        return dict(model=weights, train_model=self.raw_model.state_dict(),
+                    ema=None if self.ema is None else self.ema.state_dict(),
+                    optimizer=self.optimizer.state_dict(), scheduler=self.lr_scheduler.state_dict(),
+                    scaler=self.scaler.state_dict(), epoch=done, iteration=done * self.iters_per_epoch,
+                    best_ap=self.best_ap, seed=self.seed, rng=rng, exp_name=self.exp.exp_name)
+
+    def save(self, weights, snapshot, is_best):
+        rng = all_gather_object(get_rng_state())
+        if self.is_main:
+            ckpt = self.checkpoint(weights, rng)
+            names = ["latest_ckpt.pth"] + (["best_ckpt.pth"] if is_best else []) + (
+                [f"epoch_{self.epoch + 1}.pth"] if snapshot else [])
+            for name in names:
+                save_checkpoint(ckpt, os.path.join(self.save_dir, name))
+            logger.info(f"saved {', '.join(names)} in {self.save_dir}")
+        synchronize()
+
+    def _resolve_seed(self, ckpt):
+        if ckpt is not None and ckpt.get("seed") is not None:
+            return int(ckpt["seed"])
+        if self.exp.seed is not None:
+            return int(self.exp.seed)
+        seed = [int.from_bytes(os.urandom(4), "little") // 2]
+        if self.world_size > 1:
+            dist.broadcast_object_list(seed, src=0)
+        return seed[0]
+
+    def _resume(self, ckpt, path):
+        """Restore everything from ``ckpt``; return this rank's RNG state (restored last)."""
+        state = ckpt.get("train_model") or ckpt.get("model")
+        if not isinstance(state, dict) or not isinstance(ckpt.get("optimizer"), dict):
+            raise UserError(f"--resume: {path} is not a training checkpoint (no optimizer state); "
+                            "use -c without --resume to initialise the weights from it")
+        load_weights(self.raw_model, state, strict=True)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.ema is not None:
+            if ckpt.get("ema"):
+                self.ema.load_state_dict(ckpt["ema"])
+            else:
+                logger.warning(f"{path} has no EMA state: the average restarts now")
+        if self.scaler.is_enabled() and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        changed = self.lr_scheduler.load_state_dict(ckpt.get("scheduler") or {})
+        if changed:
+            logger.warning(f"the LR schedule differs from the checkpoint's in: {', '.join(changed)}")
+        self.start_epoch = int(ckpt["epoch"])
+        self.best_ap = float(ckpt.get("best_ap", -1.0))
+        if ckpt.get("iteration") != self.start_epoch * self.iters_per_epoch:
+            logger.warning(f"iterations per epoch changed since {path} was written: the LR "
+                           "schedule continues from epoch * new iterations per epoch")
+        logger.info(f"resumed from {path}: {self.start_epoch} epochs done, best AP "
+                    f"{self.best_ap * 100:.2f}")
+        rng = ckpt.get("rng") or []
+        if len(rng) != self.world_size:
+            logger.warning(f"{path} holds RNG states of {len(rng)} process(es), not "
+                           f"{self.world_size}: random streams restart from the seed")
+            return None
+        return rng[self.rank]
+
+
+def log_load_report(path, report):
+    """Log what ``-c`` initialised: every skipped, missing and unused tensor by name."""
+    logger.info(f"initialised the model from {path}: {len(report.loaded)} tensors loaded")
+    for what, items in (
+            ("tensors whose shapes differ were skipped",
+             [f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in report.mismatched]),
+            ("model tensors are not in the checkpoint (kept as initialised)", report.missing),
+            ("checkpoint tensors are not in the model (unused)", report.unexpected)):
+        if items:
+            logger.warning(f"{len(items)} {what}:\n" + "\n".join(f"  {k}" for k in items))
+
+
+def seed_everything(seed):
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) random generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def get_rng_state():
+    """This process's random generator states, as tensors and plain values (``weights_only``-safe)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return dict(python=[version, list(internal), gauss],
+                numpy=[name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                       float(cached)],
+                torch=torch.get_rng_state(),
+                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+
+def set_rng_state(state):
+    """Restore what ``get_rng_state`` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
