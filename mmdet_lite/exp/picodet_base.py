@@ -1,6 +1,8 @@
 """PP-PicoDet family base exp (LCNet + LCPAN/CSPPAN + PicoHeadV2)."""
 import copy
 
+from mmdet_lite.utils.errors import UserError
+
 from .base_exp import BaseExp
 
 __all__ = ["PicoDetExp"]
@@ -64,6 +66,7 @@ class PicoDetExp(BaseExp):
         self.train_transforms = {"RandomCrop": {}, "RandomFlip": {"prob": 0.5}, "RandomDistort": {}}
         self.train_batch_size = 64
         self.eval_batch_size = 8
+        self.data_num_workers = 6  # worker_num
 
         # ---------------- schedule (optimizer_300e.yml) ----------------
         self.max_epoch = 300
@@ -80,6 +83,7 @@ class PicoDetExp(BaseExp):
         self.snapshot_epoch = 10
         self.eval_interval = 10
         self.print_interval = 20
+        self.find_unused_parameters = True
 
     @property
     def lr_per_image(self):
@@ -114,6 +118,20 @@ class PicoDetExp(BaseExp):
         from .picodet_train import build_lr_scheduler
 
         return build_lr_scheduler(self, iters_per_epoch, batch_size)
+
+    def get_train_loader(self, batch_size, num_workers, rank=0, world_size=1, seed=0):
+        """PicoDet's TrainReader over ``train_ann``; ``batch_size`` is per process."""
+        from mmdet_lite.data.coco import COCODataset
+        from mmdet_lite.data.train_loader import build_train_loader
+
+        unsupported = sorted(set(self.train_transforms) - {"RandomCrop", "RandomFlip", "RandomDistort"})
+        if unsupported:
+            raise UserError(f"{self.exp_name}: train_transforms {unsupported} are not implemented yet; "
+                            "only RandomCrop, RandomFlip and RandomDistort are")
+        dataset = COCODataset(self.data_dir, self.train_ann, self.train_image_folder)
+        dataset.check_num_classes(self.num_classes)
+        return build_train_loader(dataset, batch_size, num_workers, seed, rank=rank,
+                                  world_size=world_size, target_sizes=self.train_sizes)
 
     def get_test_transform(self):
         from mmdet_lite.data.transforms import TestTransform

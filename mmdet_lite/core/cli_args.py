@@ -1,0 +1,147 @@
+"""Argument parsers of the command-line tools (flags as in CONVENTIONS.md, YOLOX-compatible)."""
+import argparse
+
+__all__ = ["eval_parser", "demo_parser", "convert_parser", "export_parser", "parse_args",
+           "str2bool", "split_opts"]
+
+
+def str2bool(text):
+    """``"True"/"False"`` (also ``true/false/1/0/yes/no``) -> bool (``--only_backbone True``)."""
+    word = str(text).strip().lower()
+    if word in ("true", "1", "yes"):
+        return True
+    if word in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _exp_args(parser, ckpt_help="checkpoint (.pth: {'model': state_dict, ...} or a state dict)"):
+    parser.add_argument("-f", "--exp_file", default=None, help="experiment file, e.g. "
+                        "exps/picodet/picodet_s_416_coco_lcnet.py")
+    parser.add_argument("-n", "--name", default=None, help="exp name under exps/ (instead of -f)")
+    parser.add_argument("-c", "--ckpt", required=True, help=ckpt_help)
+
+
+def _device_args(parser):
+    parser.add_argument("--device", default=None, choices=["gpu", "cpu"],
+                        help="gpu or cpu (default: gpu when CUDA is available, else cpu)")
+    parser.add_argument("--fp16", action="store_true", help="half-precision inference (GPU only)")
+
+
+def _tsize_arg(parser):
+    parser.add_argument("--tsize", default=None, help="test size: S or H,W (sets exp.test_size)")
+
+
+def _opts_arg(parser):
+    parser.epilog = ("Trailing KEY VALUE pairs override exp fields, e.g. num_classes 5 "
+                     "head.nms.keep_top_k 50.")
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_args(parser, argv=None):
+    """Parse the flags; the remaining words become ``args.opts`` (``KEY VALUE ...``).
+
+    A remaining word that looks like a flag (``--sav_result``) is an error, as in argparse.
+    """
+    args, rest = parser.parse_known_args(argv)
+    rest = rest[1:] if rest[:1] == ["--"] else rest
+    unknown = [w for w in rest if w.startswith("-") and not _is_number(w)]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.opts = rest
+    return args
+
+
+def split_opts(opts):
+    """``args.opts`` as a list of strings (also accepts None)."""
+    return [str(o) for o in (opts or [])]
+
+
+def eval_parser():
+    parser = argparse.ArgumentParser("mmdet_lite eval",
+                                     description="COCO evaluation of a checkpoint")
+    _exp_args(parser)
+    parser.add_argument("-d", "--devices", type=_positive_int, default=1,
+                        help="processes (GPUs with --device gpu) the images are sharded over")
+    parser.add_argument("-b", "--batch-size", dest="batch_size", type=_positive_int, default=None,
+                        help="total batch over all devices (default: exp.eval_batch_size or 8)")
+    parser.add_argument("-w", "--workers", type=int, default=2,
+                        help="data-loader workers per process")
+    parser.add_argument("--conf", type=float, default=None,
+                        help="score threshold of the NMS (head.nms.score_threshold)")
+    parser.add_argument("--nms", type=float, default=None, help="IoU threshold of the NMS "
+                        "(head.nms.nms_threshold)")
+    _tsize_arg(parser)
+    _device_args(parser)
+    parser.add_argument("--num_machines", type=_positive_int, default=1)
+    parser.add_argument("--machine_rank", type=int, default=0)
+    parser.add_argument("--dist-url", dest="dist_url", default="auto",
+                        help="tcp://HOST:PORT of machine 0 for multi-machine runs")
+    _opts_arg(parser)
+    return parser
+
+
+def demo_parser():
+    parser = argparse.ArgumentParser("mmdet_lite demo", description="detect objects in images or "
+                                     "videos")
+    parser.add_argument("demo", choices=["image", "video", "webcam"], help="input kind")
+    _exp_args(parser)
+    parser.add_argument("--path", default=None, help="image file, folder of images, or video file")
+    parser.add_argument("--camid", type=int, default=0, help="webcam id")
+    parser.add_argument("--conf", type=float, default=0.3, help="minimum score drawn / printed")
+    _tsize_arg(parser)
+    parser.add_argument("--save_result", action="store_true",
+                        help="save drawn results under <output_dir>/<exp_name>/vis_res/<time>/")
+    _device_args(parser)
+    _opts_arg(parser)
+    return parser
+
+
+def convert_parser():
+    parser = argparse.ArgumentParser("mmdet_lite convert_weights",
+                                     description="convert a PaddleDetection .pdparams checkpoint")
+    _exp_args(parser, ckpt_help="input Paddle weights (.pdparams)")
+    parser.add_argument("-oc", "--output_ckpt", required=True, help="output checkpoint (.pth)")
+    parser.add_argument("-nc", "--num_classes", type=_positive_int, default=None,
+                        help="classes of the model (default: the exp's num_classes)")
+    parser.add_argument("--only_backbone", type=str2bool, default=False,
+                        help="True: convert the backbone only (ImageNet-pretrained weights)")
+    _opts_arg(parser)
+    return parser
+
+
+def export_parser():
+    parser = argparse.ArgumentParser("mmdet_lite export_onnx",
+                                     description="export a detector to ONNX")
+    _exp_args(parser)
+    parser.add_argument("--output-name", dest="output_name", default=None,
+                        help="output .onnx file (default: <exp_name>.onnx)")
+    parser.add_argument("--no-postprocess", dest="postprocess", action="store_false",
+                        help="export the raw head outputs (scores, bboxes) without NMS")
+    parser.add_argument("--dynamic", action="store_true",
+                        help="dynamic batch size and image height / width")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (11 or newer)")
+    parser.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=1,
+                        help="batch size of the exported input (without --dynamic)")
+    _tsize_arg(parser)
+    parser.add_argument("--check-image", dest="check_image", default=None,
+                        help="image for the onnxruntime check (default: random pixels)")
+    _opts_arg(parser)
+    return parser

@@ -1,0 +1,162 @@
+"""``Predictor``: an exp file plus a checkpoint turned into a callable on images."""
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from loguru import logger
+
+from mmdet_lite.core.class_names import exp_class_names
+from mmdet_lite.utils.checkpoint import load_weights
+from mmdet_lite.utils.device import select_device
+from mmdet_lite.utils.errors import UserError
+
+__all__ = ["Predictor", "Result", "parse_tsize", "build_exp"]
+
+
+@dataclass
+class Result:
+    """Detections of one image, in the original image's pixels.
+
+    boxes: float32 (N, 4) x1 y1 x2 y2; scores: float32 (N,); labels: int64 (N,) contiguous class
+    indices; masks: bool (N, H, W) for mask models, else None; names: class names by label.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    masks: Optional[np.ndarray]
+    names: list
+
+    def __len__(self):
+        return len(self.scores)
+
+
+def parse_tsize(tsize):
+    """``416``, ``"416"``, ``(320, 416)`` or ``"320,416"`` -> ``(h, w)`` of positive ints."""
+    values = tsize.replace("x", ",").split(",") if isinstance(tsize, str) else tsize
+    values = [values] if isinstance(values, (int, np.integer)) else list(values)
+    try:
+        size = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise UserError(f"--tsize {tsize}: expected a size such as 416 or 320,416") from None
+    size = size * 2 if len(size) == 1 else size
+    if len(size) != 2 or min(size) <= 0:
+        raise UserError(f"--tsize {tsize}: expected one or two positive sizes (h, w)")
+    return size
+
+
+def build_exp(exp_file, opts=(), tsize=None, exp_name=None):
+    """Load an exp, apply ``KEY VALUE`` ``opts``, then ``tsize`` (int or (h, w)) as ``test_size``.
+
+    ``exp_file`` is a path, an exp name under ``exps/`` (``"picodet_s_416_coco_lcnet"``) or an exp
+    object (used as it is, overrides applied to it).
+    """
+    from mmdet_lite.exp import BaseExp, get_exp
+
+    if isinstance(exp_file, BaseExp):
+        exp = exp_file
+    elif exp_file is not None and _looks_like_name(exp_file):
+        exp = get_exp(None, str(exp_file))
+    else:
+        exp = get_exp(exp_file, exp_name)
+    exp.merge(list(opts))
+    if tsize is not None:
+        exp.test_size = parse_tsize(tsize)
+    return exp
+
+
+def _looks_like_name(exp_file):
+    text = os.fspath(exp_file)
+    return not os.path.exists(text) and os.sep not in text and not text.endswith(".py")
+
+
+def _to_float(outputs):
+    """Floating tensors of (nested tuples / lists / dicts of) outputs as float32 (after autocast)."""
+    if torch.is_tensor(outputs):
+        return outputs.float() if outputs.is_floating_point() else outputs
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(_to_float(o) for o in outputs)
+    if isinstance(outputs, dict):
+        return {k: _to_float(v) for k, v in outputs.items()}
+    return outputs
+
+
+class Predictor:
+    """Run a detector described by an exp file (path, exp name or exp object) with a checkpoint.
+
+    ``Predictor(exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, **overrides)``;
+    ``overrides`` are exp fields as in ``KEY VALUE`` (``num_classes=5``; nested keys with ``__`` or
+    ``**{"head.nms.keep_top_k": 50}``). ``predictor(image)`` takes a path or a BGR uint8 array
+    (H, W, 3) and returns a ``Result`` with the detections scoring at least ``conf``;
+    ``predict_batch([...])`` runs several images in one forward pass.
+    """
+
+    def __init__(self, exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, **overrides):
+        opts = []
+        for key, value in overrides.items():
+            opts += [key.replace("__", "."), value]
+        self.exp = build_exp(exp_file, opts, tsize)
+        self.device = select_device(device)
+        self.fp16 = bool(fp16) and self.device.type == "cuda"
+        if fp16 and not self.fp16:
+            logger.warning("fp16 inference needs a GPU; running in float32")
+        self.conf = float(conf)
+        head = getattr(self.exp, "head", None)
+        nms = head.get("nms") if isinstance(head, dict) else None
+        if isinstance(nms, dict) and nms.get("score_threshold", 0.0) > self.conf:
+            nms["score_threshold"] = self.conf  # NMS must not drop what ``conf`` keeps
+        self.model = self.exp.get_model()
+        load_weights(self.model, ckpt)
+        self.model.to(self.device).eval()
+        self.transform = self.exp.get_test_transform()
+        self.names = exp_class_names(self.exp)
+
+    @staticmethod
+    def _as_bgr(image):
+        from mmdet_lite.data.image_io import read_image
+
+        if isinstance(image, (str, os.PathLike)):
+            return read_image(image)
+        array = np.asarray(image)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+            raise UserError(f"an image must be a path or a BGR uint8 array (H, W, 3), got "
+                            f"{array.dtype} {tuple(array.shape)}")
+        return array
+
+    @torch.inference_mode()
+    def predict_batch(self, images):
+        """List of paths / BGR arrays -> list of ``Result`` (one forward pass for the batch)."""
+        from mmdet_lite.data.loader import eval_collate
+
+        samples = []
+        for i, image in enumerate(images):
+            bgr = self._as_bgr(image)
+            chw, scale_factor = self.transform(bgr)
+            samples.append(dict(image=torch.from_numpy(chw), scale_factor=scale_factor, image_id=i,
+                                orig_size=bgr.shape[:2]))
+        if not samples:
+            return []
+        batch = eval_collate(samples)
+        x = batch["images"].to(self.device).float()
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
+            outputs = _to_float(self.model(x))
+        detections = self.model.postprocess(outputs, batch["scale_factors"].to(self.device))
+        return [self._result(det) for det in detections]
+
+    def __call__(self, image):
+        """A path or a BGR uint8 array (H, W, 3) -> ``Result`` in the image's pixels."""
+        return self.predict_batch([image])[0]
+
+    def _result(self, det):
+        scores = det["scores"].float().cpu().numpy()
+        keep = scores >= self.conf
+        masks = det.get("masks")
+        return Result(
+            boxes=det["boxes"].float().cpu().numpy().reshape(-1, 4)[keep],
+            scores=scores[keep],
+            labels=det["labels"].cpu().numpy().astype(np.int64)[keep],
+            masks=None if masks is None else masks.cpu().numpy().astype(bool)[keep],
+            names=self.names,
+        )

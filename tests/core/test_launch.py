@@ -1,0 +1,55 @@
+"""The launcher: a direct call for one process, gloo processes on CPU, errors from children."""
+import json
+import os
+
+import pytest
+
+from mmdet_lite.core.launch import launch, launched_by_torchrun
+from mmdet_lite.utils import dist
+from mmdet_lite.utils.errors import UserError
+
+
+def _gather_worker(out_dir):
+    rank = dist.get_rank()
+    gathered = dist.all_gather_object({"rank": rank, "env": os.environ["RANK"]})
+    dist.synchronize()
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(dict(world=dist.get_world_size(), local=dist.get_local_rank(),
+                       gathered=gathered), f)
+
+
+def _failing_worker(rank_to_fail):
+    if dist.get_rank() == rank_to_fail:
+        raise UserError("image file not found: missing.jpg")
+    dist.synchronize()  # the other rank waits here until it is stopped
+
+
+def test_single_process_is_a_direct_call():
+    assert launch(lambda x: x * 2, 1, args=(21,)) == 42
+
+
+def test_two_cpu_processes_gather_then_user_error_surfaces(tmp_path):
+    launch(_gather_worker, 2, device="cpu", args=(str(tmp_path),))
+    for rank in (0, 1):
+        info = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert info["world"] == 2 and info["local"] == rank
+        assert info["gathered"] == [{"rank": 0, "env": "0"}, {"rank": 1, "env": "1"}]
+    with pytest.raises(UserError, match="^image file not found: missing.jpg$"):
+        launch(_failing_worker, 2, device="cpu", args=(1,))
+
+
+def test_torchrun_detection(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert not launched_by_torchrun()
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert not launched_by_torchrun()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert launched_by_torchrun()
+
+
+def test_multi_machine_needs_an_address():
+    with pytest.raises(UserError, match="dist-url auto works on one machine only"):
+        launch(_gather_worker, 1, num_machines=2, args=("unused",))

@@ -1,0 +1,89 @@
+"""User mistakes on the command line: one line on stderr, exit code 2, never a traceback."""
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+from tiny_picodet import EXP_FILE, NUM_CLASSES, REPO_ROOT, TSIZE, write_checkpoint
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker,))
+
+
+def _start(tool, *args, cwd):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
+               PYTHONPATH=str(REPO_ROOT))
+    return subprocess.Popen([sys.executable, str(REPO_ROOT / "tools" / tool), *map(str, args)],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Start every failing command at once (they overlap their start-up), then collect them."""
+    tmp = tmp_path_factory.mktemp("errors")
+    ckpt = write_checkpoint(tmp / "tiny.pth")
+    hostile = tmp / "hostile.pth"
+    with open(hostile, "wb") as f:
+        pickle.dump({"model": _Payload(str(tmp / "payload_ran"))}, f, protocol=2)
+    (tmp / "a_file").write_text("")
+    exp = ["-f", EXP_FILE]
+    base = ["--tsize", TSIZE, "--device", "cpu", "num_classes", NUM_CLASSES]
+    commands = {
+        "gpu": ("eval.py", *exp, "-c", ckpt, "--device", "gpu"),
+        "unknown_key": ("eval.py", *exp, "-c", ckpt, *base, "num_clases", "5"),
+        "missing_ckpt": ("export_onnx.py", *exp, "-c", tmp / "missing.pth",
+                         "num_classes", NUM_CLASSES),
+        "hostile": ("eval.py", *exp, "-c", hostile, *base),
+        "unwritable": ("eval.py", *exp, "-c", ckpt, *base, "output_dir", tmp / "a_file" / "out"),
+    }
+    procs = {name: _start(*cmd, cwd=tmp) for name, cmd in commands.items()}
+    results = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        results[name] = (proc.returncode, out, err)
+    return tmp, results
+
+
+def _one_line_error(result):
+    code, _, err = result
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_gpu_without_cuda(runs):
+    _, results = runs
+    expected = "error: --device gpu was given but no CUDA GPU is available; use --device cpu"
+    assert _one_line_error(results["gpu"]) == expected
+
+
+def test_unknown_exp_key_is_named(runs):
+    line = _one_line_error(runs[1]["unknown_key"])
+    assert "unknown exp key 'num_clases'" in line and "num_classes" in line
+
+
+def test_missing_checkpoint_is_named(runs):
+    line = _one_line_error(runs[1]["missing_ckpt"])
+    assert line.startswith("error: checkpoint ") and line.endswith("missing.pth does not exist")
+
+
+def test_hostile_pickle_is_refused_and_never_runs(runs):
+    tmp, results = runs
+    line = _one_line_error(results["hostile"])
+    assert "hostile.pth was refused" in line
+    assert not (tmp / "payload_ran").exists()
+
+
+def test_unwritable_output_folder_is_named(runs):
+    line = _one_line_error(runs[1]["unwritable"])
+    assert "cannot create output folder" in line and "a_file/out" in line

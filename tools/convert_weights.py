@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+"""Convert PaddleDetection weights to a checkpoint that ``-c`` of every tool loads.
+
+    python tools/convert_weights.py -f EXP -c IN.pdparams -oc OUT.pth -nc NUM_CLASSES
+                                    [--only_backbone True] [KEY VALUE ...]
+
+Prints the report (Paddle keys left unused, model keys left unfilled) and writes
+``{"model": state_dict, "meta": {...}}`` atomically.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mmdet_lite.convert.cli import run_convert  # noqa: E402
+from mmdet_lite.core.cli_args import convert_parser, parse_args  # noqa: E402
+from mmdet_lite.utils.errors import cli_main  # noqa: E402
+
+
+@cli_main
+def main(argv=None):
+    run_convert(parse_args(convert_parser(), argv))
+
+
+if __name__ == "__main__":
+    main()
