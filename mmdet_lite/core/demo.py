@@ -7,6 +7,7 @@ import cv2
 from loguru import logger
 
 from mmdet_lite.core.predictor import Predictor
+from mmdet_lite.utils.fileio import ensure_writable_dir
 from mmdet_lite.utils.device import device_name
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.logger import setup_logger
@@ -31,15 +32,6 @@ def list_images(path):
         raise UserError(f"--path {path}: the folder holds no image ({', '.join(IMAGE_EXTENSIONS)})")
     return found
 
-
-def _make_dir(folder):
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create output folder {folder}: {err.strerror or err}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"output folder {folder} is not writable")
-    return folder
 
 
 def _draw(frame, result, conf):
@@ -120,7 +112,7 @@ def run_demo(args):
     save_dir = None
     if args.save_result:
         stamp = time.strftime("%Y_%m_%d_%H_%M_%S", time.localtime())
-        save_dir = _make_dir(os.path.join(predictor.exp.save_dir, "vis_res", stamp))
+        save_dir = ensure_writable_dir(os.path.join(predictor.exp.save_dir, "vis_res", stamp))
     if args.demo == "image":
         _image_demo(predictor, paths, args.path, save_dir, args.conf)
     else:

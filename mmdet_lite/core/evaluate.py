@@ -5,11 +5,11 @@ import time
 from loguru import logger
 
 from mmdet_lite.core.launch import launch, launched_by_torchrun
+from mmdet_lite.utils.fileio import ensure_writable_dir
 from mmdet_lite.core.predictor import build_exp
 from mmdet_lite.utils.checkpoint import load_weights
 from mmdet_lite.utils.device import check_num_devices, device_name, select_device
 from mmdet_lite.utils.dist import get_local_rank, get_rank, get_world_size
-from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.logger import setup_logger
 
 __all__ = ["run_eval", "eval_exp", "evaluate_checkpoint"]
@@ -26,14 +26,6 @@ def eval_exp(args):
             opts += [key, str(value)]
     return build_exp(args.exp_file, opts, args.tsize, exp_name=args.name)
 
-
-def _check_output_dir(folder):
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create output folder {folder}: {err.strerror or err}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"output folder {folder} is not writable")
 
 
 def evaluate_checkpoint(exp, ckpt, device="cpu", batch_size=8, num_workers=2, fp16=False):
@@ -76,7 +68,7 @@ def run_eval(args):
     exp = eval_exp(args)
     setup_logger(rank=int(os.environ.get("RANK", 0)) if launched_by_torchrun() else 0)
     load_weights(exp.get_model(), args.ckpt)  # a wrong checkpoint fails here, once
-    _check_output_dir(exp.save_dir)
+    ensure_writable_dir(exp.save_dir)
     world_size = (int(os.environ["WORLD_SIZE"]) if launched_by_torchrun()
                   else args.devices * args.num_machines)
     total = args.batch_size or getattr(exp, "eval_batch_size", 8)

@@ -8,6 +8,7 @@ import torch
 from loguru import logger
 
 from mmdet_lite.core.class_names import exp_class_names
+from mmdet_lite.utils.tensors import to_float32
 from mmdet_lite.utils.checkpoint import load_weights
 from mmdet_lite.utils.device import select_device
 from mmdet_lite.utils.errors import UserError
@@ -72,16 +73,6 @@ def _looks_like_name(exp_file):
     return not os.path.exists(text) and os.sep not in text and not text.endswith(".py")
 
 
-def _to_float(outputs):
-    """Floating tensors of (nested tuples / lists / dicts of) outputs as float32 (after autocast)."""
-    if torch.is_tensor(outputs):
-        return outputs.float() if outputs.is_floating_point() else outputs
-    if isinstance(outputs, (list, tuple)):
-        return type(outputs)(_to_float(o) for o in outputs)
-    if isinstance(outputs, dict):
-        return {k: _to_float(v) for k, v in outputs.items()}
-    return outputs
-
 
 class Predictor:
     """Run a detector described by an exp file (path, exp name or exp object) with a checkpoint.
@@ -141,7 +132,7 @@ class Predictor:
         batch = eval_collate(samples)
         x = batch["images"].to(self.device).float()
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
-            outputs = _to_float(self.model(x))
+            outputs = to_float32(self.model(x))
         detections = self.model.postprocess(outputs, batch["scale_factors"].to(self.device))
         return [self._result(det) for det in detections]
 

@@ -7,7 +7,6 @@ non-contiguous (1, 3, 7, 10, 15) to exercise the id <-> label mapping. Output is
 for a given seed; the train and val splits use independent streams, so changing ``num_train``
 does not change the val split.
 """
-import json
 import os
 import warnings
 
@@ -16,6 +15,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from mmdet_lite.utils.errors import UserError
+from mmdet_lite.utils.fileio import write_json_atomic
 
 __all__ = ["SHAPE_CATEGORIES", "make_shapes_dataset"]
 
@@ -87,12 +87,6 @@ def _annotation(ann_id, image_id, cat_id, poly, h, w):
                 segmentation=seg, iscrowd=0)
 
 
-def _write_json(data, path):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
 
 def _make_split(out_dir, split, num_images, rng, size_range, max_objects, empty_prob):
     image_dir = os.path.join(out_dir, split)
@@ -111,7 +105,7 @@ def _make_split(out_dir, split, num_images, rng, size_range, max_objects, empty_
     categories = [dict(id=cid, name=name, supercategory="shape") for cid, name in SHAPE_CATEGORIES]
     data = dict(info=dict(description=f"mmdet_lite synthetic shapes ({split})", version="1.0"),
                 licenses=[], images=images, annotations=annotations, categories=categories)
-    _write_json(data, os.path.join(out_dir, "annotations", f"{split}.json"))
+    write_json_atomic(data, os.path.join(out_dir, "annotations", f"{split}.json"))
     return data
 
 

@@ -12,7 +12,6 @@ truth (as Paddle's x2coco output does), while ``COCODataset`` skips ``ignore`` i
 builds training targets (as ppdet's COCODataSet does). Image ids are ``1..N`` in split order and
 ``file_name`` is relative to ``JPEGImages``.
 """
-import json
 import os
 import xml.etree.ElementTree as ET
 
@@ -21,6 +20,7 @@ import torch
 from loguru import logger
 
 from mmdet_lite.data.coco import COCODataset
+from mmdet_lite.utils.fileio import ensure_writable_dir, write_json_atomic
 from mmdet_lite.data.image_io import read_image
 from mmdet_lite.utils.errors import UserError
 
@@ -142,17 +142,8 @@ def voc_to_coco(voc_root, split, out_json, label_list=None):
     """
     data = voc_to_coco_dict(voc_root, split, label_list)
     out_json = os.fspath(out_json)
-    out_dir = os.path.dirname(os.path.abspath(out_json))
-    tmp = f"{out_json}.tmp{os.getpid()}"
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, out_json)
-    except OSError as err:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise UserError(f"cannot write {out_json}: {err.strerror}") from err
+    ensure_writable_dir(os.path.dirname(os.path.abspath(out_json)))
+    write_json_atomic(data, out_json)
     return data
 
 

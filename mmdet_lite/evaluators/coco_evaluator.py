@@ -13,7 +13,8 @@ from loguru import logger
 from tabulate import tabulate
 
 from mmdet_lite.utils.dist import all_gather_object, get_rank, is_dist
-from mmdet_lite.utils.errors import UserError
+from mmdet_lite.utils.fileio import ensure_writable_dir, write_json_atomic
+from mmdet_lite.utils.tensors import to_float32
 
 __all__ = ["COCOEvaluator", "evaluate_detections", "detections_to_coco", "format_summary",
            "per_class_table"]
@@ -147,35 +148,7 @@ def detections_to_coco(detections, image_ids, class_ids):
     return bbox_res, segm_res
 
 
-def _write_json_atomic(obj, path):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise UserError(f"cannot write {path}: {err.strerror}") from err
 
-
-def _check_writable(output_dir):
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create output folder {output_dir}: {err.strerror}") from err
-    if not os.access(output_dir, os.W_OK | os.X_OK):
-        raise UserError(f"output folder {output_dir} is not writable")
-
-
-def _to_float(outputs):
-    if torch.is_tensor(outputs):
-        return outputs.float() if outputs.is_floating_point() else outputs
-    if isinstance(outputs, (list, tuple)):
-        return type(outputs)(_to_float(o) for o in outputs)
-    if isinstance(outputs, dict):
-        return {k: _to_float(v) for k, v in outputs.items()}
-    return outputs
 
 
 class COCOEvaluator:
@@ -219,7 +192,7 @@ class COCOEvaluator:
                 t0 = time.perf_counter()
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                     outputs = net(images)
-                outputs = _to_float(outputs)
+                outputs = to_float32(outputs)
                 self._sync(device)
                 t1 = time.perf_counter()
                 detections = net.postprocess(outputs, scale_factors)
@@ -245,7 +218,7 @@ class COCOEvaluator:
         distributed = distributed and is_dist()
         rank = get_rank() if distributed else 0
         if output_dir is not None:
-            self._on_rank0(_check_writable, distributed, rank, output_dir)
+            self._on_rank0(ensure_writable_dir, distributed, rank, output_dir)
         bbox_res, segm_res, timing = self._run(model, loader, device, fp16)
         if distributed:
             gathered = all_gather_object((bbox_res, segm_res, timing))
@@ -284,7 +257,7 @@ class COCOEvaluator:
         self.last_stats = {}
         for iou_type, res in kinds:
             if output_dir is not None:
-                _write_json_atomic(res, os.path.join(output_dir, f"{iou_type}.json"))
+                write_json_atomic(res, os.path.join(output_dir, f"{iou_type}.json"))
             stats, per_class = evaluate_detections(self.dataset.coco.dataset, res, iou_type)
             self.last_stats[iou_type] = stats
             lines += [f"Evaluate annotation type *{iou_type}*", format_summary(stats)]

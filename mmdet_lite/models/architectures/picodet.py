@@ -17,7 +17,9 @@ class PicoDet(nn.Module):
     The input is normalised inside as ``(x / 255 - pixel_mean) / pixel_std`` (RGB, 0..1 scale;
     non-persistent buffers). In eval mode ``forward`` returns the head's raw
     ``(scores (N, A, C), bboxes (N, A, 4) x1y1x2y2 in input pixels)``; ``postprocess`` turns them
-    into per-image detections in original-image pixels.
+    into per-image detections in original-image pixels. In train mode ``forward(images, targets)``
+    (targets as ``PicoHeadV2.loss`` takes them) returns dict(total_loss, loss_vfl, loss_bbox,
+    loss_dfl).
     """
 
     def __init__(self, backbone, neck, head, pixel_mean=(0.485, 0.456, 0.406),
@@ -39,9 +41,12 @@ class PicoDet(nn.Module):
         return self.neck(self.backbone(x))
 
     def forward(self, images, targets=None):
-        if self.training:
-            raise NotImplementedError("PicoDet training losses are not implemented yet")
-        return self.head(self.forward_features(self.normalize(images)))
+        if not self.training:
+            return self.head(self.forward_features(self.normalize(images)))
+        if targets is None:
+            raise ValueError("PicoDet in train mode needs targets: call model(images, targets)")
+        losses = self.head.loss(self.forward_features(self.normalize(images)), targets)
+        return dict(total_loss=sum(losses.values()), **losses)
 
     def postprocess(self, outputs, scale_factors):
         """Raw ``(scores, bboxes)`` and ``scale_factors (N, 2)`` (resized / original, y then x) ->

@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmdet_lite.models.backbones.lcnet import DepthwiseSeparable
+from mmdet_lite.models.heads.pico_head_v2_loss import PicoHeadV2Loss
 from mmdet_lite.models.layers import ConvBN, get_activation
 from mmdet_lite.models.post_process.multiclass_nms import multiclass_nms
 from mmdet_lite.utils.boxes import anchor_points, distance2bbox
@@ -102,9 +103,10 @@ class PicoHeadV2(nn.Module):
     ``use_align_head``, ``sqrt(sigmoid(cls) * sigmoid(align) + 1e-9)``; boxes are x1 y1 x2 y2 in
     input pixels around anchor points ``(x + cell_offset) * stride``. ``forward_levels`` gives the
     per-level raw outputs the training loss reuses; ``post_process`` rescales and runs NMS.
-    Training-only settings (``grid_cell_scale``, ``static_assigner_epoch``, ``static_assigner``,
-    ``assigner``, ``loss_class``, ``loss_dfl``, ``loss_bbox``; dicts of Paddle's kwargs) are kept
-    in ``self.train_cfg`` for the loss.
+    ``loss(feats, targets)`` gives the training losses (see ``PicoHeadV2Loss``). Training-only
+    settings (``grid_cell_scale``, ``static_assigner_epoch``, ``static_assigner``, ``assigner``,
+    ``loss_class``, ``loss_dfl``, ``loss_bbox``; dicts of Paddle's kwargs) are kept in
+    ``self.train_cfg`` and build ``self.criterion``.
     """
 
     def __init__(self, num_classes=80, feat_in_chan=96, fpn_stride=(8, 16, 32, 64), reg_max=7,
@@ -118,6 +120,7 @@ class PicoHeadV2(nn.Module):
                               static_assigner=dict(static_assigner or {}),
                               assigner=dict(assigner or {}), loss_class=dict(loss_class or {}),
                               loss_dfl=dict(loss_dfl or {}), loss_bbox=dict(loss_bbox or {}))
+        self.criterion = PicoHeadV2Loss(num_classes, reg_max, **self.train_cfg)
         conv_feat = dict(conv_feat or {})
         if conv_feat.pop("name", "PicoFeat") != "PicoFeat":
             raise UserError("head.conv_feat.name: only 'PicoFeat' is supported")
@@ -172,17 +175,19 @@ class PicoHeadV2(nn.Module):
                 nn.init.kaiming_uniform_(block.conv.weight, nonlinearity="relu")
 
     def forward_levels(self, feats):
-        """Raw per-level outputs: lists of ``cls_score (N, C, H, W)`` probabilities (align-combined
-        as in ``forward``) and ``reg (N, 4 * (reg_max + 1), H, W)`` DFL logits."""
+        """Raw per-level outputs: lists of ``cls_score (N, C, H, W)`` float32 probabilities
+        (align-combined as in ``forward``) and ``reg (N, 4 * (reg_max + 1), H, W)`` DFL logits."""
         if len(feats) != len(self.fpn_stride):
             raise ValueError(f"PicoHeadV2 got {len(feats)} feature maps for strides "
                              f"{self.fpn_stride}")
         cls_scores, regs = [], []
         for level, feat in enumerate(feats):
             cls_feat, shared_feat = self.conv_feat(feat, level)
-            cls_score = torch.sigmoid(self.head_cls[level](shared_feat))
+            # Scores in float32 even under autocast: in float16 the 1e-9 under the square root
+            # vanishes and a saturated negative gives sqrt(0), whose gradient is infinite.
+            cls_score = torch.sigmoid(self.head_cls[level](shared_feat).float())
             if self.use_align_head:
-                align = torch.sigmoid(self.cls_align[level](cls_feat))
+                align = torch.sigmoid(self.cls_align[level](cls_feat).float())
                 cls_score = (cls_score * align + 1e-9).sqrt()
             cls_scores.append(cls_score)
             regs.append(self.head_reg[level](shared_feat))
@@ -201,6 +206,31 @@ class PicoHeadV2(nn.Module):
         points, strides = self.get_anchor_points(feats)
         bboxes = distance2bbox(points, self.integral(regs)) * strides
         return scores, bboxes
+
+    def loss(self, feats, targets):
+        """Training losses for these feature maps.
+
+        ``targets``: dict with ``gt_bboxes`` (B, n, 4) x1y1x2y2 in input pixels, ``gt_labels``
+        (B, n, 1) int64, ``pad_gt_mask`` (B, n, 1) (1 = real box) and the current epoch as
+        ``epoch`` (or ppdet's ``epoch_id``), which picks the assigner. Returns dict(loss_vfl,
+        loss_bbox, loss_dfl) of float32 scalars; under autocast only the convolutions run in low
+        precision.
+        """
+        epoch = targets["epoch"] if "epoch" in targets else targets.get("epoch_id")
+        if epoch is None:
+            raise KeyError("PicoHeadV2.loss: targets need the current epoch as 'epoch'")
+        cls_scores, regs = self.forward_levels(feats)
+        sizes = [f.shape[-2:] for f in feats]
+        with torch.autocast(device_type=feats[0].device.type, enabled=False):
+            scores = torch.cat([s.flatten(2) for s in cls_scores], dim=2).transpose(1, 2).float()
+            regs = torch.cat([r.flatten(2) for r in regs], dim=2).transpose(1, 2).float()
+            points, strides = anchor_points(sizes, self.fpn_stride, self.cell_offset,
+                                            torch.float32, scores.device)
+            # Decoded in pixels and brought back to stride units, in ppdet's order of operations.
+            bboxes = distance2bbox(points * strides, self.integral(regs) * strides) / strides
+            return self.criterion(scores, regs, bboxes, points, strides,
+                                  [h * w for h, w in sizes], targets["gt_labels"],
+                                  targets["gt_bboxes"], targets["pad_gt_mask"], epoch)
 
     def post_process(self, outputs, scale_factors):
         """``(scores (N, A, C), bboxes (N, A, 4))`` and ``scale_factors (N, 2)`` (sy, sx) -> list of
