@@ -8,9 +8,13 @@ Writes OUT/{train,val}/*.jpg and OUT/annotations/{train,val}.json. Use it with
 train_image_folder train val_image_folder val num_classes 5``.
 """
 import argparse
+import sys
+from pathlib import Path
 
-from mmdet_lite.data.synthetic import make_shapes_dataset
-from mmdet_lite.utils.errors import cli_main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mmdet_lite.data.synthetic import make_shapes_dataset  # noqa: E402
+from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 
 def make_parser():

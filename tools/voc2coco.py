@@ -8,9 +8,13 @@ relative to ``<voc-root>/JPEGImages`` (use it as the exp's image folder); diffic
 kept with ``iscrowd 0`` and flagged ``ignore``/``difficult`` (see mmdet_lite/data/voc.py).
 """
 import argparse
+import sys
+from pathlib import Path
 
-from mmdet_lite.data.voc import voc_to_coco
-from mmdet_lite.utils.errors import cli_main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mmdet_lite.data.voc import voc_to_coco  # noqa: E402
+from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 
 def make_parser():
