@@ -1,5 +1,7 @@
 """Building blocks shared by every model family."""
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 _ACTIVATIONS = {
     None: nn.Identity,
@@ -41,3 +43,59 @@ class ConvBN(nn.Module):
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm2d with fixed statistics and affine parameters: (N, C, H, W) -> (N, C, H, W).
+
+    Paddle's ``BatchNorm2D(use_global_stats=True)`` with non-trainable affine, i.e. its
+    ``freeze_norm``: the running statistics are used in training too and nothing is updated.
+    ``weight``, ``bias``, ``running_mean`` and ``running_var`` are buffers (no optimizer sees them)
+    under BatchNorm2d's state-dict names, so checkpoints convert and load as for a BatchNorm2d; a
+    BatchNorm2d's ``num_batches_tracked`` is ignored on load.
+    """
+
+    def __init__(self, num_features, eps=1e-5):
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def forward(self, x):
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            training=False, momentum=0.0, eps=self.eps)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}"
+
+    @classmethod
+    def convert(cls, module):
+        """Replace every BatchNorm2d / SyncBatchNorm in ``module`` by a frozen copy; return the result.
+
+        Works in place on children; a bare BatchNorm module comes back as a new FrozenBatchNorm2d.
+        """
+        if isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)):
+            frozen = cls(module.num_features, module.eps)
+            tensors = list(module.parameters()) + list(module.buffers())
+            if tensors:
+                frozen.to(tensors[0].device)
+            with torch.no_grad():
+                if module.affine:
+                    frozen.weight.copy_(module.weight)
+                    frozen.bias.copy_(module.bias)
+                if module.track_running_stats:
+                    frozen.running_mean.copy_(module.running_mean)
+                    frozen.running_var.copy_(module.running_var)
+            return frozen
+        for name, child in module.named_children():
+            new_child = cls.convert(child)
+            if new_child is not child:
+                setattr(module, name, new_child)
+        return module
