@@ -1,0 +1,52 @@
+"""PaddleDetection's ``DETRPostProcess``: top-k over queries x classes, no NMS (ONNX-exportable)."""
+import torch
+from torchvision.ops import box_convert
+
+
+def detr_postprocess(logits, boxes, im_shape, scale_factor, num_top_queries=300,
+                     use_focal_loss=True):
+    """Decode DETR outputs into the ``num_top_queries`` best detections per image (batched tensors).
+
+    ``logits (B, Q, C)`` (C includes a trailing no-object class when ``use_focal_loss`` is False),
+    ``boxes (B, Q, 4)`` normalised cxcywh, ``im_shape (B, 2)`` the network input's (h, w),
+    ``scale_factor (B, 2)`` (scale_y, scale_x) = resized / original. As Paddle, the original size
+    is ``floor(im_shape / scale_factor + 0.5)`` and boxes are scaled by it. Focal (RT-DETR):
+    sigmoid scores, top-k over all Q*C pairs (a query may give several labels). Softmax: best
+    class per query, then top-k queries when ``Q > num_top_queries``. Returns ``boxes (B, K, 4)``
+    x1y1x2y2 in original pixels, ``scores (B, K)``, ``labels (B, K)`` int64, by descending score.
+    """
+    im_shape = im_shape.to(boxes.dtype)
+    origin_shape = torch.floor(im_shape / scale_factor.to(boxes.dtype) + 0.5)
+    out_shape = origin_shape.flip(1).repeat(1, 2).unsqueeze(1)
+    bbox_pred = box_convert(boxes, "cxcywh", "xyxy") * out_shape
+    num_classes = logits.shape[-1]
+    if use_focal_loss:
+        k = min(num_top_queries, logits.shape[1] * num_classes)
+        scores, index = torch.topk(logits.sigmoid().flatten(1), k, dim=-1)
+        labels = index % num_classes
+        query = torch.div(index, num_classes, rounding_mode="floor")
+    else:
+        scores, labels = logits.softmax(-1)[..., :-1].max(-1)
+        query = torch.arange(logits.shape[1], device=logits.device).expand(logits.shape[0], -1)
+        if logits.shape[1] > num_top_queries:
+            scores, query = torch.topk(scores, num_top_queries, dim=-1)
+            labels = labels.gather(1, query)
+    bbox_pred = bbox_pred.gather(1, query.unsqueeze(-1).expand(-1, -1, 4))
+    return bbox_pred, scores, labels.to(torch.int64)
+
+
+class DETRPostProcess:
+    """Per-image detections: ``(logits, boxes), im_shape, scale_factor`` -> list of dict(boxes
+    (K, 4) float32 original pixels, scores (K,), labels (K,) int64). See ``detr_postprocess`` for
+    the math (Paddle's ``DETRPostProcess`` with ``bbox_decode_type='origin'``)."""
+
+    def __init__(self, num_top_queries=300, use_focal_loss=True):
+        self.num_top_queries = num_top_queries
+        self.use_focal_loss = use_focal_loss
+
+    def __call__(self, outputs, im_shape, scale_factor):
+        logits, boxes = outputs
+        boxes, scores, labels = detr_postprocess(logits, boxes, im_shape, scale_factor,
+                                                 self.num_top_queries, self.use_focal_loss)
+        return [dict(boxes=b.float(), scores=s.float(), labels=lab)
+                for b, s, lab in zip(boxes, scores, labels)]
