@@ -2,5 +2,6 @@
 from .base_exp import BaseExp
 from .build import get_exp
 from .picodet_base import PicoDetExp
+from .rtdetr_base import RTDETRExp
 
-__all__ = ["BaseExp", "PicoDetExp", "get_exp"]
+__all__ = ["BaseExp", "PicoDetExp", "RTDETRExp", "get_exp"]
