@@ -49,7 +49,8 @@ def run_convert(args):
     rules = exp.convert_rules
     extra = dict(rules) if isinstance(rules, dict) else {"rules": rules}
     state_dict, report = convert_state_dict(params, model, only_backbone=args.only_backbone,
-                                            source=str(args.ckpt), **extra)
+                                            source=str(args.ckpt),
+                                            num_classes=int(exp.num_classes), **extra)
     print(format_report(report), flush=True)
     result = model.load_state_dict(state_dict, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")

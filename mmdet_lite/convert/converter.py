@@ -85,7 +85,7 @@ def _linear_weights(model):
 
 
 def convert_state_dict(paddle_params, model, rules, only_backbone=False, expected_unused=(),
-                       expected_missing=(), source="the Paddle weights"):
+                       expected_missing=(), source="the Paddle weights", num_classes=None):
     """Convert Paddle tensors to a state dict for ``model``; return ``(state_dict, report)``.
 
     ``paddle_params``: ``{paddle name: numpy array}`` (see ``load_pdparams``). ``rules``: the
@@ -94,8 +94,8 @@ def convert_state_dict(paddle_params, model, rules, only_backbone=False, expecte
     ``num_batches_tracked``. With ``only_backbone=True`` only ``backbone.*`` model keys must be filled
     and only they are returned; Paddle keys that map outside the backbone (a classifier's ``fc``, a
     detector's neck and head) are listed as unused without error. ``source`` names the file in
-    errors. Raises ``UserError`` on a shape mismatch, an unmatched key, or a checkpoint of another
-    model.
+    errors; ``num_classes`` (the model's) lets a class-count mismatch name the ``-nc`` that fits.
+    Raises ``UserError`` on a shape mismatch, an unmatched key, or a checkpoint of another model.
     """
     compiled = compile_rules(rules)
     model_state = model.state_dict()
@@ -135,11 +135,22 @@ def convert_state_dict(paddle_params, model, rules, only_backbone=False, expecte
     mismatched = {m[0] for m in mismatches}
     report.missing = sorted(k for k in targets if k not in state_dict and k not in mismatched
                             and not _ALWAYS_OPTIONAL.search(k))
-    _check(report, mismatches, duplicates, stray, targets, only_backbone, expected_missing, source)
+    _check(report, mismatches, duplicates, stray, targets, only_backbone, expected_missing, source,
+           num_classes)
     return state_dict, report
 
 
-def _check(report, mismatches, duplicates, stray, targets, only_backbone, expected_missing, source):
+def _class_count_delta(mismatches):
+    """``checkpoint - model`` classes when every mismatch differs only in its first dimension, by
+    the same amount (class heads and class embeddings: classes first, after the Linear
+    transpose); else None."""
+    deltas = {got[0] - expected[0] if got[1:] == expected[1:] and len(got) == len(expected)
+              else None for _, _, got, expected in mismatches}
+    return deltas.pop() if len(deltas) == 1 else None
+
+
+def _check(report, mismatches, duplicates, stray, targets, only_backbone, expected_missing, source,
+           num_classes=None):
     """Raise one clear ``UserError`` for whatever went wrong, the most telling problem first."""
     required = [k for k in targets if not _ALWAYS_OPTIONAL.search(k)]
     missing = [k for k in report.missing if not _matches_any(k, expected_missing)]
@@ -147,6 +158,11 @@ def _check(report, mismatches, duplicates, stray, targets, only_backbone, expect
         what = f"{len(missing)} of {len(required)} model tensors have no source in {source}"
         if mismatches:
             what += f" and {len(mismatches)} differ in shape"
+        if not only_backbone and report.filled and not mismatches and \
+                all(k.startswith(_BACKBONE_PREFIX) for k in report.filled) and \
+                not any(k.startswith(_BACKBONE_PREFIX) for k in missing):
+            raise UserError(f"{what}: it holds the backbone only (ImageNet-pretrained weights?); "
+                            "convert it with --only_backbone True")
         raise UserError(f"{what}: is it a checkpoint of another model"
                         f"{' or of a classifier without this backbone' if only_backbone else ''}?")
     if duplicates:
@@ -154,11 +170,17 @@ def _check(report, mismatches, duplicates, stray, targets, only_backbone, expect
                         "(a rule is missing to drop an alias)")
     if mismatches:
         key, paddle_key, got, expected = mismatches[0]
-        more = f" (and {len(mismatches) - 1} more)" if len(mismatches) > 1 else ""
-        hint = (" -- a different class count? pass -nc with the checkpoint's number of classes"
-                if len(got) == len(expected) and got[1:] == expected[1:] else "")
-        raise UserError(f"{source}: shape mismatch for {key} (Paddle {paddle_key}): checkpoint "
-                        f"{got} vs model {expected}{more}{hint}")
+        first = (f"{key} (Paddle {paddle_key}): checkpoint {got} vs model {expected}"
+                 f"{f' (and {len(mismatches) - 1} more)' if len(mismatches) > 1 else ''}")
+        delta = _class_count_delta(mismatches)
+        if delta is not None and not missing and not stray:
+            nc = f"-nc {num_classes + delta}" if num_classes is not None else "-nc"
+            raise UserError(f"{source}: shape mismatch for {first} -- a different class count? "
+                            f"pass {nc} (the checkpoint's number of classes)")
+        unmatched = len(missing) + len(stray)
+        raise UserError(f"{source} is a checkpoint of another model (another variant or size of "
+                        f"this family?): shape mismatch for {first}"
+                        f"{f'; {unmatched} tensors without a counterpart' if unmatched else ''}")
     problems = []
     if missing:
         problems.append(f"{len(missing)} model tensors have no source: {_short_list(missing)}")

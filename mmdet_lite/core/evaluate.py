@@ -10,6 +10,7 @@ from mmdet_lite.core.predictor import build_exp
 from mmdet_lite.utils.checkpoint import load_weights
 from mmdet_lite.utils.device import check_num_devices, device_name, select_device
 from mmdet_lite.utils.dist import get_local_rank, get_rank, get_world_size
+from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.logger import setup_logger
 
 __all__ = ["run_eval", "eval_exp", "evaluate_checkpoint"]
@@ -18,13 +19,21 @@ __all__ = ["run_eval", "eval_exp", "evaluate_checkpoint"]
 def eval_exp(args):
     """The exp of an eval command: ``KEY VALUE`` opts, then ``--tsize``, ``--conf``, ``--nms``."""
     from mmdet_lite.core.cli_args import split_opts
+    from mmdet_lite.exp.overrides import dotted_keys
 
     opts = split_opts(args.opts)
+    exp = build_exp(args.exp_file, opts, args.tsize, exp_name=args.name)
+    flags = []
     for flag, key in (("conf", "head.nms.score_threshold"), ("nms", "head.nms.nms_threshold")):
         value = getattr(args, flag, None)
-        if value is not None:
-            opts += [key, str(value)]
-    return build_exp(args.exp_file, opts, args.tsize, exp_name=args.name)
+        if value is None:
+            continue
+        if key not in dotted_keys(exp.fields()):
+            raise UserError(f"--{flag}: {exp.exp_name} has no {key} to set (its "
+                            f"post-processing has no NMS); drop --{flag}")
+        flags += [key, str(value)]
+    exp.merge(flags)
+    return exp
 
 
 

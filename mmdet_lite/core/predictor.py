@@ -133,7 +133,8 @@ class Predictor:
         x = batch["images"].to(self.device).float()
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
             outputs = to_float32(self.model(x))
-        detections = self.model.postprocess(outputs, batch["scale_factors"].to(self.device))
+        detections = self.model.postprocess(outputs, batch["scale_factors"].to(self.device),
+                                            batch["input_sizes"].to(self.device))
         return [self._result(det) for det in detections]
 
     def __call__(self, image):

@@ -82,10 +82,15 @@ def evaluate_detections(coco_gt, results, iou_type="bbox"):
     Returns:
         ``(stats, per_class)``: ``stats`` the twelve pycocotools numbers (list of float),
         ``per_class`` a list ``[(category name, AP@[.5:.95])]`` in category-id order
-        (nan for a category without ground truth).
+        (nan for a category without ground truth). No detection, or a ground truth without any
+        non-crowd box (where pycocotools gives -1), gives zeros and a warning.
     """
     gt_data = _gt_dict(coco_gt)
     cats = sorted(gt_data["categories"], key=lambda c: c["id"])
+    if not any(not a.get("iscrowd", 0) for a in gt_data.get("annotations") or ()):
+        logger.warning("the evaluation set has no ground-truth box to match (no annotation, or "
+                       "only crowd ones): every AP is 0")
+        return [0.0] * 12, [(str(c["name"]), 0.0) for c in cats]
     if not results:
         logger.warning(f"no {iou_type} detections at all: every AP is 0")
         return [0.0] * 12, [(str(c["name"]), 0.0) for c in cats]
@@ -155,9 +160,10 @@ class COCOEvaluator:
     """COCO-style evaluation of a detector over ``dataset`` (a ``COCODataset`` or ``VOCDataset``).
 
     ``evaluate`` runs ``model(images)`` (images float32 (N, 3, H, W), 0..255 RGB) and
-    ``model.postprocess(outputs, scale_factors)`` on every batch of the loader, writes
-    ``bbox.json`` (and ``segm.json`` when the detections carry ``masks``) and computes the COCO
-    stats on rank 0.
+    ``model.postprocess(outputs, scale_factors, input_sizes)`` (the batch's ``scale_factors`` and
+    ``input_sizes``, see ``mmdet_lite.data.loader.eval_collate``) on every batch of the loader,
+    writes ``bbox.json`` (and ``segm.json`` when the detections carry ``masks``) and computes the
+    COCO stats on rank 0.
 
     Args:
         dataset: provides ``coco`` (ground truth), ``class_ids`` and ``class_names``.
@@ -188,6 +194,7 @@ class COCOEvaluator:
             for batch in loader:
                 images = batch["images"].to(device, non_blocking=True).float()
                 scale_factors = batch["scale_factors"].to(device)
+                input_sizes = batch["input_sizes"].to(device)
                 self._sync(device)
                 t0 = time.perf_counter()
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
@@ -195,7 +202,7 @@ class COCOEvaluator:
                 outputs = to_float32(outputs)
                 self._sync(device)
                 t1 = time.perf_counter()
-                detections = net.postprocess(outputs, scale_factors)
+                detections = net.postprocess(outputs, scale_factors, input_sizes)
                 self._sync(device)
                 t2 = time.perf_counter()
                 forward_t += t1 - t0

@@ -37,6 +37,7 @@ def run_export(args):
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"cannot write {output}: folder {folder} does not exist or is not writable")
     model = exp.get_model()
+    model.check_onnx_export(args.opset, args.dynamic, args.postprocess)  # before the weights load
     load_weights(model, args.ckpt)
     model.eval()
     test_size = tuple(exp.test_size)
@@ -46,7 +47,7 @@ def run_export(args):
                          metadata=metadata)
     logger.info(f"exported {output} (opset {args.opset}, input images float32 "
                 f"({'N' if args.dynamic else args.batch_size}, 3, {test_size[0]}, {test_size[1]}) "
-                f"0..255 RGB, {'NMS inside' if args.postprocess else 'raw head outputs'})")
+                f"0..255 RGB, {'post-processing inside' if args.postprocess else 'raw outputs'})")
     images = check_input(test_size, args.batch_size, args.check_image, exp.get_test_transform())
     with torch.no_grad():
         reference = module(images)
@@ -55,6 +56,7 @@ def run_export(args):
     print(f"onnxruntime vs PyTorch on {'--check-image' if args.check_image else 'a random'} input "
           f"({what}): max abs diff {diff:.3g}", flush=True)
     if not diff <= 1e-3:
-        logger.warning("onnxruntime and PyTorch disagree (near-equal scores can swap NMS choices)")
+        logger.warning("onnxruntime and PyTorch disagree: check with --check-image on a real "
+                       "image (on random weights near-equal scores can swap NMS / top-k choices)")
     print(f"saved {output}", flush=True)
     return output

@@ -1,19 +1,25 @@
-"""ONNX export of a detector, with or without Paddle-style multi-class NMS inside the graph.
+"""ONNX export of a detector, with or without its post-processing inside the graph.
 
-With post-processing the graph has one input and four outputs:
+With post-processing the graph has one input and four outputs, for every detector:
     images: float32 (N, 3, H, W), RGB, 0..255, already resized to the test size (no normalisation:
         the model normalises inside). Resize as ``exp.get_test_transform()`` does.
     boxes: float32 (M, 4) x1 y1 x2 y2 in INPUT pixels (of the H x W image fed to the graph); divide
         x by scale_x and y by scale_y (scale = test size / original size) for original pixels.
     scores: float32 (M,); labels: int64 (M,) contiguous class indices;
     batch_indices: int64 (M,) the image of each detection.
-    Detections are grouped by image, best score first, at most ``keep_top_k`` per image.
-Without post-processing (``--no-postprocess``) the outputs are the head's raw
-``scores (N, A, C)`` and ``bboxes (N, A, 4)`` (input pixels).
+    Detections are grouped by image, best score first.
+Without post-processing (``--no-postprocess``) the outputs are the model's raw eval outputs, named
+and described by the model's ``onnx_raw_outputs`` (PicoDet: ``scores (N, A, C)``, ``bboxes
+(N, A, 4)`` input pixels; RT-DETR: ``logits (N, Q, C)``, ``boxes (N, Q, 4)`` normalised cxcywh).
 
-The NMS is ONNX's ``NonMaxSuppression`` run per (image, class) over each class's ``nms_top_k`` best
-anchors with ``score > score_threshold`` and IoU ``> nms_threshold``, then a per-image top
-``keep_top_k``: the semantics of PaddleDetection's ``MultiClassNMS`` (``normalized=True``).
+The detector owns what differs (``check_onnx_export(opset, dynamic, postprocess)``,
+``onnx_postprocess(outputs, images, dynamic)``, ``onnx_raw_outputs``):
+- PicoDet: ONNX's ``NonMaxSuppression`` run per (image, class) over each class's ``nms_top_k`` best
+  anchors with ``score > score_threshold`` and IoU ``> nms_threshold``, then a per-image top
+  ``keep_top_k``: the semantics of PaddleDetection's ``MultiClassNMS`` (``normalized=True``);
+  opset >= 11; ``--dynamic`` batch, height and width.
+- RT-DETR: Paddle's ``DETRPostProcess`` (sigmoid, top ``num_top_queries`` over queries x classes,
+  no NMS, no score threshold: N * K detections); opset >= 16 (GridSample); fixed input size.
 
 Exporter: the TorchScript-based ``torch.onnx.export(..., dynamo=False)``. It emits the
 ``NonMaxSuppression`` op from this module's symbolic at any opset >= 11; the dynamo exporter of
@@ -30,10 +36,15 @@ import torchvision
 from mmdet_lite.utils.errors import UserError
 
 __all__ = ["ONNXDetector", "onnx_multiclass_nms", "export_onnx", "run_onnx", "compare_outputs",
-           "POST_OUTPUTS", "RAW_OUTPUTS"]
+           "POST_OUTPUTS"]
 
 POST_OUTPUTS = ("boxes", "scores", "labels", "batch_indices")
-RAW_OUTPUTS = ("scores", "bboxes")
+POST_DOC = {
+    "boxes": "float32 (M, 4) x1 y1 x2 y2 in input pixels",
+    "scores": "float32 (M,) detection scores, best first within an image",
+    "labels": "int64 (M,) contiguous class indices",
+    "batch_indices": "int64 (M,) the image of each detection",
+}
 _INT32_MAX = 2 ** 31 - 1
 
 
@@ -118,27 +129,19 @@ def onnx_multiclass_nms(boxes, scores, score_threshold=0.025, nms_top_k=1000, ke
 
 class ONNXDetector(nn.Module):
     """The graph that is exported: ``images (N, 3, H, W)`` 0..255 RGB -> ``POST_OUTPUTS`` (with
-    ``postprocess``) or the raw ``(scores (N, A, C), bboxes (N, A, 4))``."""
+    ``postprocess``: the model's ``onnx_postprocess``) or the model's raw eval outputs."""
 
-    def __init__(self, model, nms=None, postprocess=True, dynamic=False):
+    def __init__(self, model, postprocess=True, dynamic=False):
         super().__init__()
         self.model = model
-        self.nms = dict(nms or {})
         self.postprocess = postprocess
         self.dynamic = dynamic
 
     def forward(self, images):
-        scores, bboxes = self.model(images)
+        outputs = self.model(images)
         if not self.postprocess:
-            return scores, bboxes
-        return onnx_multiclass_nms(bboxes, scores, pad_top_k=self.dynamic, **self.nms)
-
-
-def _model_nms(model):
-    nms = getattr(getattr(model, "head", None), "nms", None)
-    if not isinstance(nms, dict):
-        raise UserError("this model has no head.nms settings: export it with --no-postprocess")
-    return {k: nms[k] for k in ("score_threshold", "nms_top_k", "keep_top_k", "nms_threshold")}
+            return tuple(outputs)
+        return self.model.onnx_postprocess(outputs, images, dynamic=self.dynamic)
 
 
 def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=17, batch_size=1,
@@ -146,22 +149,22 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
     """Export ``model`` (eval mode, CPU) to ``path``; return the exported ``ONNXDetector``.
 
     ``test_size`` (h, w) is the traced input size; ``dynamic`` makes batch, height and width
-    dynamic. ``metadata`` (str -> JSON-able) is stored in the model's ``metadata_props``.
+    dynamic where the model allows it (``model.check_onnx_export`` raises ``UserError``
+    otherwise). ``metadata`` (str -> JSON-able) is stored in the model's ``metadata_props``.
     """
     import onnx
 
-    if opset < 11:
-        raise UserError(f"--opset {opset}: NonMaxSuppression needs opset 11 or newer")
-    module = ONNXDetector(model.eval(), _model_nms(model) if postprocess else None, postprocess,
-                          dynamic).eval()
+    model.check_onnx_export(opset, dynamic, postprocess)
+    module = ONNXDetector(model.eval(), postprocess, dynamic).eval()
     h, w = test_size
     dummy = torch.randint(0, 256, (batch_size, 3, h, w), generator=torch.Generator().manual_seed(0))
-    outputs = POST_OUTPUTS if postprocess else RAW_OUTPUTS
+    raw = dict(model.onnx_raw_outputs)
+    outputs = POST_OUTPUTS if postprocess else tuple(raw)
     axes = {}
     if dynamic:
         axes["images"] = {0: "batch", 2: "height", 3: "width"}
         if not postprocess:
-            axes.update(scores={0: "batch", 1: "anchors"}, bboxes={0: "batch", 1: "anchors"})
+            axes.update({name: {0: "batch", 1: "anchors"} for name in outputs})
     if postprocess:
         axes.update({name: {0: "detections"} for name in outputs})
     try:
@@ -176,7 +179,10 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
     info = dict(postprocess=postprocess, test_size=list(test_size),
-                box_format="x1y1x2y2 input pixels", **(metadata or {}))
+                outputs={name: (POST_DOC if postprocess else raw)[name] for name in outputs},
+                **(metadata or {}))
+    if postprocess:
+        info["box_format"] = "x1y1x2y2 input pixels"
     for key, value in info.items():
         proto.metadata_props.add(key=key, value=json.dumps(value))
     onnx.save(proto, str(path))
@@ -191,21 +197,69 @@ def run_onnx(path, images):
     return session.run(None, {"images": np.ascontiguousarray(images, dtype=np.float32)})
 
 
-def _sorted_dets(outputs):
+def _as_detections(outputs):
     boxes, scores, labels, images = (np.asarray(o) for o in outputs)
-    order = np.lexsort((boxes[:, 0], -scores, labels, images)) if len(scores) else np.arange(0)
-    return [a[order] for a in (boxes, scores, labels, images)]
+    return boxes.astype(np.float64).reshape(-1, 4), scores.astype(np.float64), labels, images
 
 
-def compare_outputs(reference, onnx_outputs, postprocess=True):
-    """Largest absolute difference between PyTorch and onnxruntime outputs (``inf`` when the
-    detection counts differ). Detections are compared sorted by image, label, score."""
+def _compare_detections(ref, got, score_tol):
+    """Largest difference between two detection sets of one image (see ``compare_outputs``)."""
+    (rb, rs, rl), (gb, gs, gl) = ref, got
+    if len(rs) != len(gs):
+        return float("inf")
+    if not len(rs):
+        return 0.0
+    worst = float(np.abs(np.sort(rs) - np.sort(gs)).max())
+    box_diff = np.abs(rb[:, None] - gb[None]).max(-1)  # (M, M)
+    partner = (rl[:, None] == gl[None]) & (np.abs(rs[:, None] - gs[None]) <= score_tol)
+    box_diff = np.where(partner, box_diff, np.inf).min(1)
+    # A detection scoring within ``score_tol`` of the lowest kept one may be swapped for another
+    # candidate of nearly the same score (a top-k or NMS tie): it needs no partner.
+    at_boundary = rs <= rs.min() + score_tol
+    box_diff = box_diff[~(np.isinf(box_diff) & at_boundary)]
+    return max(worst, float(box_diff.max())) if box_diff.size else worst
+
+
+def _row_set_diff(ref, got, chunk=256):
+    """Raw outputs ``(N, R, ...)`` compared as per-image sets of rows (a DETR's queries come out
+    of a top-k, whose near-ties may order them differently): the largest distance from a row of
+    either side to the closest row of the other (identical queries may repeat)."""
+    if any(a.ndim < 2 or a.shape[:2] != ref[0].shape[:2] for a in ref):
+        return float("inf")
+    n, rows = ref[0].shape[:2]
+    flat_ref = np.concatenate([a.reshape(n, rows, -1) for a in ref], -1).astype(np.float64)
+    flat_got = np.concatenate([b.reshape(n, rows, -1) for b in got], -1).astype(np.float64)
+    worst = 0.0
+    for r, g in zip(flat_ref, flat_got):
+        for a, b in ((r, g), (g, r)):
+            for start in range(0, rows, chunk):
+                diff = np.abs(a[start:start + chunk, None] - b[None]).max(-1)
+                worst = max(worst, float(diff.min(1).max()))
+    return worst
+
+
+def compare_outputs(reference, onnx_outputs, postprocess=True, score_tol=1e-4):
+    """Largest absolute difference between PyTorch and onnxruntime outputs.
+
+    Raw outputs are compared element by element, or, when that differs by more than
+    ``score_tol``, as per-image sets of rows (``_row_set_diff``: DETR queries). Detections are
+    compared per image as sets: the sorted scores element by element, and each PyTorch detection
+    against the ONNX detection of the same label, a score within ``score_tol`` and the closest
+    box, so that near-equal scores may come in another order. ``inf`` when an image's detection
+    counts differ or a detection has no partner (except near the lowest kept score, where ties
+    may swap candidates)."""
     ref = [t.detach().cpu().numpy() for t in reference]
     got = [np.asarray(o) for o in onnx_outputs]
-    if postprocess:
-        if len(ref[1]) != len(got[1]):
+    if not postprocess:
+        if [a.shape for a in ref] != [b.shape for b in got]:
             return float("inf")
-        ref, got = _sorted_dets(ref), _sorted_dets(got)
-    diffs = [float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) if a.size else 0.0
-             for a, b in zip(ref, got)]
-    return max(diffs) if diffs else 0.0
+        diffs = [float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) if a.size
+                 else 0.0 for a, b in zip(ref, got)]
+        worst = max(diffs) if diffs else 0.0
+        return min(worst, _row_set_diff(ref, got)) if worst > score_tol else worst
+    ref, got = _as_detections(ref), _as_detections(got)
+    worst = 0.0
+    for image in np.union1d(ref[3], got[3]):
+        pick = [tuple(a[d[3] == image] for a in d[:3]) for d in (ref, got)]
+        worst = max(worst, _compare_detections(*pick, score_tol))
+    return worst

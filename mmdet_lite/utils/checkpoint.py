@@ -120,11 +120,24 @@ def load_weights(model, checkpoint, strict=True):
             report.loaded.append(key)
     report.missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if strict and not report.ok:
-        hint = (" -- a checkpoint of another model?" if len(report.loaded) < len(own) / 2
-                else "")
-        raise UserError(f"checkpoint {source} does not fit the model{hint}: {report.summary()}")
+        raise UserError(f"checkpoint {source} does not fit the model{_hint(report, own)}: "
+                        f"{report.summary()}")
     model.load_state_dict(usable, strict=False)
     return report
+
+
+def _hint(report, own):
+    """What a failed strict load most likely means, for its error line."""
+    if len(report.loaded) < len(own) / 2 or (report.mismatched
+                                              and (report.missing or report.unexpected)):
+        return " -- a checkpoint of another model (another variant or size?)"
+    # Class heads differ in their first dimension only, all by the same number of classes.
+    deltas = {a[0] - b[0] if len(a) == len(b) and tuple(a[1:]) == tuple(b[1:]) else None
+              for _, a, b in report.mismatched}
+    if report.mismatched and not (report.missing or report.unexpected) and len(deltas) == 1 \
+            and None not in deltas:
+        return " -- made for another number of classes? set num_classes to the checkpoint's"
+    return ""
 
 
 def save_checkpoint(obj, path):

@@ -162,7 +162,7 @@ class _GTModel(torch.nn.Module):
         assert images.dtype == torch.float32 and images.shape[1:] == (3, 416, 416)
         return (images.mean(dim=(1, 2, 3)) * self.scale,)
 
-    def postprocess(self, outputs, scale_factors):
+    def postprocess(self, outputs, scale_factors, input_sizes=None):
         self.calls.append(scale_factors.clone())
         dets = []
         for _ in range(len(outputs[0])):

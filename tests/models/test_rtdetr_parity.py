@@ -286,7 +286,7 @@ def test_detector_eval_postprocess_and_train():
     assert logits.shape == (BATCH, 50, 4) and boxes.shape == (BATCH, 50, 4)
     assert torch.equal(logits, manual[0]) and torch.equal(boxes, manual[1])
     scale_factors = torch.tensor([[96 / 480, 128 / 640], [96 / 333, 128 / 500]])
-    dets = model.postprocess((logits, boxes), scale_factors)
+    dets = model.postprocess((logits, boxes), scale_factors, torch.tensor([[96, 128]] * BATCH))
     im_shape = torch.tensor([[96.0, 128.0]] * BATCH)
     expected = DETRPostProcess(300)((logits, boxes), im_shape, scale_factors)
     for det, ref in zip(dets, expected):

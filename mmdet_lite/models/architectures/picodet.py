@@ -19,8 +19,14 @@ class PicoDet(nn.Module):
     ``(scores (N, A, C), bboxes (N, A, 4) x1y1x2y2 in input pixels)``; ``postprocess`` turns them
     into per-image detections in original-image pixels. In train mode ``forward(images, targets)``
     (targets as ``PicoHeadV2.loss`` takes them) returns dict(total_loss, loss_vfl, loss_bbox,
-    loss_dfl).
+    loss_dfl). ONNX (``mmdet_lite.exporting``): ``onnx_raw_outputs``, ``check_onnx_export``,
+    ``onnx_postprocess``.
     """
+
+    onnx_raw_outputs = {
+        "scores": "float32 (N, A, C) sigmoid class scores of every anchor point",
+        "bboxes": "float32 (N, A, 4) x1 y1 x2 y2 in input pixels",
+    }
 
     def __init__(self, backbone, neck, head, pixel_mean=(0.485, 0.456, 0.406),
                  pixel_std=(0.229, 0.224, 0.225)):
@@ -48,10 +54,36 @@ class PicoDet(nn.Module):
         losses = self.head.loss(self.forward_features(self.normalize(images)), targets)
         return dict(total_loss=sum(losses.values()), **losses)
 
-    def postprocess(self, outputs, scale_factors):
+    def postprocess(self, outputs, scale_factors, input_sizes=None):
         """Raw ``(scores, bboxes)`` and ``scale_factors (N, 2)`` (resized / original, y then x) ->
-        list of dict(boxes (K, 4) float32 in original pixels, scores (K,), labels (K,) int64)."""
+        list of dict(boxes (K, 4) float32 in original pixels, scores (K,), labels (K,) int64).
+
+        ``input_sizes (N, 2)`` (the eval batches' sizes before padding) is part of the detectors'
+        common interface; PicoDet's boxes are already in input pixels, so it is not needed."""
         return self.head.post_process(outputs, scale_factors)
+
+    def check_onnx_export(self, opset, dynamic, postprocess=True):
+        """Raise ``UserError`` for export settings this model does not support."""
+        if opset < 11:
+            raise UserError(f"--opset {opset}: NonMaxSuppression needs opset 11 or newer")
+        if postprocess:
+            self._nms_settings()
+
+    def _nms_settings(self):
+        nms = getattr(self.head, "nms", None)
+        if not isinstance(nms, dict):
+            raise UserError("this model has no head.nms settings: export it with --no-postprocess")
+        return {k: nms[k] for k in ("score_threshold", "nms_top_k", "keep_top_k", "nms_threshold")}
+
+    def onnx_postprocess(self, outputs, images, dynamic=False):
+        """Export-friendly ``postprocess``: Paddle's MultiClassNMS as ONNX ``NonMaxSuppression``
+        (``mmdet_lite.exporting.onnx_export.onnx_multiclass_nms``), boxes in input pixels:
+        ``boxes (M, 4)``, ``scores (M,)``, ``labels (M,)``, ``batch_indices (M,)``. ``dynamic``
+        pads the candidates so that the graph holds for any input size."""
+        from mmdet_lite.exporting.onnx_export import onnx_multiclass_nms
+
+        scores, bboxes = outputs
+        return onnx_multiclass_nms(bboxes, scores, pad_top_k=dynamic, **self._nms_settings())
 
 
 def build_picodet(num_classes, backbone, neck, head, pixel_mean=(0.485, 0.456, 0.406),

@@ -4,7 +4,7 @@ import importlib
 import torch
 import torch.nn as nn
 
-from mmdet_lite.models.post_process.detr_postprocess import DETRPostProcess
+from mmdet_lite.models.post_process.detr_postprocess import DETRPostProcess, detr_topk
 from mmdet_lite.models.transformers.hybrid_encoder import HybridEncoder
 from mmdet_lite.models.transformers.rtdetr_decoder import RTDETRTransformer
 from mmdet_lite.utils.errors import UserError
@@ -35,17 +35,24 @@ def to_detr_targets(targets):
 class RTDETR(nn.Module):
     """RT-DETR on 0..255 RGB float images (N, 3, H, W), normalised inside as
     ``(x / 255 - pixel_mean) / pixel_std`` (RT-DETR's reader: mean 0, std 1; non-persistent
-    buffers).
+    buffers). H and W are multiples of the largest feature stride (32).
 
     Eval: ``model(images)`` returns the decoder's raw ``(logits (N, Q, C), boxes (N, Q, 4))``,
     boxes normalised cxcywh, from decoder layer ``eval_idx``. ``postprocess(outputs,
-    scale_factors)`` gives per-image dict(boxes (K, 4) in original pixels, scores (K,), labels (K,)
-    int64) with Paddle's ``DETRPostProcess`` (top-``num_top_queries`` over queries x classes, no
-    NMS).
+    scale_factors, input_sizes)`` gives per-image dict(boxes (K, 4) in original pixels, scores
+    (K,), labels (K,) int64) with Paddle's ``DETRPostProcess`` (top-``num_top_queries`` over
+    queries x classes, no NMS). The model keeps no state between calls.
     Train: ``model(images, targets)`` (see ``to_detr_targets``) returns the criterion's losses with
     ``total_loss``; the criterion is the ``criterion`` module given here (``build_rtdetr`` makes it
     from ``losses/detr_loss.py``), called as ``criterion(decoder_outputs, targets)``.
+    ONNX (``mmdet_lite.exporting``): ``onnx_raw_outputs``, ``check_onnx_export``,
+    ``onnx_postprocess``.
     """
+
+    onnx_raw_outputs = {
+        "logits": "float32 (N, Q, C) class logits (scores = sigmoid)",
+        "boxes": "float32 (N, Q, 4) cx cy w h normalised to the input image (0..1)",
+    }
 
     def __init__(self, backbone, encoder, decoder, pixel_mean=(0.0, 0.0, 0.0),
                  pixel_std=(1.0, 1.0, 1.0), criterion=None, num_top_queries=300):
@@ -55,7 +62,6 @@ class RTDETR(nn.Module):
         self.decoder = decoder
         self.criterion = criterion
         self.post_process = DETRPostProcess(num_top_queries, use_focal_loss=True)
-        self._input_size = None
         for name, value in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
             self.register_buffer(name, torch.tensor(value, dtype=torch.float32).view(1, 3, 1, 1),
                                  persistent=False)
@@ -71,7 +77,6 @@ class RTDETR(nn.Module):
     def forward(self, images, targets=None):
         feats = self.forward_features(self.normalize(images))
         if not self.training:
-            self._input_size = tuple(int(s) for s in images.shape[-2:])
             return self.decoder(feats)
         if targets is None:
             raise ValueError("RTDETR in train mode needs targets: call model(images, targets)")
@@ -84,19 +89,46 @@ class RTDETR(nn.Module):
             losses = dict(total_loss=sum(losses.values()), **losses)
         return losses
 
-    def postprocess(self, outputs, scale_factors, input_size=None):
-        """Raw ``(logits, boxes)`` and ``scale_factors (N, 2)`` (resized / original, y then x) ->
-        list of dict(boxes (K, 4) float32 in original pixels, scores (K,), labels (K,) int64).
+    def postprocess(self, outputs, scale_factors, input_sizes=None):
+        """Raw ``(logits, boxes)``, ``scale_factors (N, 2)`` (resized / original, y then x) and
+        ``input_sizes (N, 2)`` (h, w of each image fed to the network, before batch padding: the
+        eval batches' ``input_sizes``) -> list of dict(boxes (K, 4) float32 in original pixels,
+        scores (K,), labels (K,) int64).
 
-        ``input_size`` (h, w) of the network input defaults to that of the last eval forward.
+        As Paddle, the original size is ``floor(input_size / scale_factor + 0.5)``.
         """
-        size = input_size if input_size is not None else self._input_size
-        if size is None:
-            raise ValueError("RTDETR.postprocess needs input_size (h, w) when no eval forward ran")
+        if input_sizes is None:
+            raise ValueError("RTDETR.postprocess needs input_sizes (N, 2): the (h, w) of each "
+                             "network input before padding (eval batches carry 'input_sizes')")
         logits = outputs[0]
-        im_shape = torch.tensor(size, dtype=torch.float32, device=logits.device)
-        im_shape = im_shape.expand(logits.shape[0], 2)
-        return self.post_process(outputs, im_shape, scale_factors)
+        im_shape = torch.as_tensor(input_sizes, device=logits.device).to(torch.float32)
+        return self.post_process(outputs, im_shape.reshape(-1, 2), scale_factors)
+
+    def check_onnx_export(self, opset, dynamic, postprocess=True):
+        """Raise ``UserError`` for export settings this model does not support."""
+        if opset < 16:
+            raise UserError(f"--opset {opset}: RT-DETR's deformable attention uses GridSample, "
+                            "which needs opset 16 or newer")
+        if dynamic:
+            raise UserError("--dynamic is not supported for RT-DETR: its position embeddings, "
+                            "anchors and deformable-attention level shapes are traced for one "
+                            "input size; export one file per size with --tsize (and "
+                            "--batch-size) instead")
+
+    def onnx_postprocess(self, outputs, images, dynamic=False):
+        """Export-friendly ``postprocess``: the top ``num_top_queries`` per image, boxes in INPUT
+        pixels of ``images (N, 3, H, W)``, flattened over the batch: ``boxes (N*K, 4)`` x1y1x2y2,
+        ``scores (N*K,)``, ``labels (N*K,)`` int64, ``batch_indices (N*K,)`` int64, grouped by
+        image, best first."""
+        logits, boxes = outputs
+        num_images = logits.shape[0]
+        size = torch.tensor([float(s) for s in images.shape[-2:]], device=logits.device)
+        boxes, scores, labels = detr_topk(logits, boxes, size.expand(num_images, 2),
+                                          self.post_process.num_top_queries,
+                                          self.post_process.use_focal_loss)
+        k = scores.shape[1]
+        batch = torch.arange(num_images, device=logits.device).unsqueeze(1).expand(num_images, k)
+        return boxes.reshape(-1, 4), scores.reshape(-1), labels.reshape(-1), batch.reshape(-1)
 
 
 def _import(module_name, what):
@@ -132,6 +164,13 @@ def build_criterion(num_classes, loss):
     return getattr(module, name)(num_classes=num_classes, **loss)
 
 
+def _check_eval_size(eval_size, stride):
+    """The encoder's FPN fuses maps of strides 8..32: the input must divide by the largest."""
+    if eval_size and any(int(s) % stride for s in eval_size):
+        raise UserError(f"test_size {tuple(int(s) for s in eval_size)}: RT-DETR needs a height "
+                        f"and width divisible by {stride} (use --tsize / test_size such as 640)")
+
+
 def build_rtdetr(num_classes, backbone, encoder, decoder, loss=None, pixel_mean=(0.0, 0.0, 0.0),
                  pixel_std=(1.0, 1.0, 1.0), num_top_queries=300):
     """Build an RT-DETR from config dicts.
@@ -148,6 +187,8 @@ def build_rtdetr(num_classes, backbone, encoder, decoder, loss=None, pixel_mean=
     if list(encoder["in_channels"]) != list(backbone_module.out_channels):
         raise UserError(f"encoder.in_channels is {list(encoder['in_channels'])} but the backbone "
                         f"outputs {list(backbone_module.out_channels)} channels")
+    _check_eval_size(encoder.get("eval_size") or decoder.get("eval_size"),
+                     max(encoder["feat_strides"]))
     encoder_module = HybridEncoder(**encoder)
     decoder = dict(decoder)
     decoder.setdefault("backbone_feat_channels", encoder_module.out_channels)

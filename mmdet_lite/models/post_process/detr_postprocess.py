@@ -3,21 +3,17 @@ import torch
 from torchvision.ops import box_convert
 
 
-def detr_postprocess(logits, boxes, im_shape, scale_factor, num_top_queries=300,
-                     use_focal_loss=True):
-    """Decode DETR outputs into the ``num_top_queries`` best detections per image (batched tensors).
+def detr_topk(logits, boxes, out_size, num_top_queries=300, use_focal_loss=True):
+    """The ``num_top_queries`` best detections per image, boxes scaled to ``out_size``.
 
     ``logits (B, Q, C)`` (C includes a trailing no-object class when ``use_focal_loss`` is False),
-    ``boxes (B, Q, 4)`` normalised cxcywh, ``im_shape (B, 2)`` the network input's (h, w),
-    ``scale_factor (B, 2)`` (scale_y, scale_x) = resized / original. As Paddle, the original size
-    is ``floor(im_shape / scale_factor + 0.5)`` and boxes are scaled by it. Focal (RT-DETR):
-    sigmoid scores, top-k over all Q*C pairs (a query may give several labels). Softmax: best
-    class per query, then top-k queries when ``Q > num_top_queries``. Returns ``boxes (B, K, 4)``
-    x1y1x2y2 in original pixels, ``scores (B, K)``, ``labels (B, K)`` int64, by descending score.
+    ``boxes (B, Q, 4)`` normalised cxcywh, ``out_size (B, 2)`` the (h, w) that a normalised box
+    spans. Focal (RT-DETR): sigmoid scores, top-k over all Q*C pairs (a query may give several
+    labels). Softmax: best class per query, then top-k queries when ``Q > num_top_queries``.
+    Returns ``boxes (B, K, 4)`` x1y1x2y2 in ``out_size`` units, ``scores (B, K)``, ``labels (B, K)``
+    int64, by descending score. Only batched tensor ops: the same code runs in the ONNX graph.
     """
-    im_shape = im_shape.to(boxes.dtype)
-    origin_shape = torch.floor(im_shape / scale_factor.to(boxes.dtype) + 0.5)
-    out_shape = origin_shape.flip(1).repeat(1, 2).unsqueeze(1)
+    out_shape = out_size.to(boxes.dtype).flip(1).repeat(1, 2).unsqueeze(1)
     bbox_pred = box_convert(boxes, "cxcywh", "xyxy") * out_shape
     num_classes = logits.shape[-1]
     if use_focal_loss:
@@ -33,6 +29,21 @@ def detr_postprocess(logits, boxes, im_shape, scale_factor, num_top_queries=300,
             labels = labels.gather(1, query)
     bbox_pred = bbox_pred.gather(1, query.unsqueeze(-1).expand(-1, -1, 4))
     return bbox_pred, scores, labels.to(torch.int64)
+
+
+def detr_postprocess(logits, boxes, im_shape, scale_factor, num_top_queries=300,
+                     use_focal_loss=True):
+    """Decode DETR outputs into the ``num_top_queries`` best detections per image, in original
+    pixels (batched tensors).
+
+    ``im_shape (B, 2)`` the network input's (h, w) before padding, ``scale_factor (B, 2)``
+    (scale_y, scale_x) = resized / original. As Paddle (``bbox_decode_type='origin'``), the
+    original size is ``floor(im_shape / scale_factor + 0.5)`` and the normalised boxes are scaled
+    by it. See ``detr_topk`` for the rest and the returned tensors.
+    """
+    im_shape = im_shape.to(boxes.dtype)
+    origin_shape = torch.floor(im_shape / scale_factor.to(boxes.dtype) + 0.5)
+    return detr_topk(logits, boxes, origin_shape, num_top_queries, use_focal_loss)
 
 
 class DETRPostProcess:
