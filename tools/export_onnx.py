@@ -4,10 +4,13 @@
     python tools/export_onnx.py -f EXP -c CKPT --output-name OUT.onnx [--no-postprocess]
                                 [--dynamic] [--opset 17] [--tsize S] [KEY VALUE ...]
 
-Input ``images``: float32 (N, 3, H, W), RGB, 0..255, resized to the test size. With the NMS
-(default) the outputs are ``boxes`` (M, 4) x1y1x2y2 in input pixels, ``scores`` (M,), ``labels``
-(M,), ``batch_indices`` (M,); with ``--no-postprocess`` the raw ``scores`` (N, A, C) and
-``bboxes`` (N, A, 4). See mmdet_lite/exporting/onnx_export.py.
+Input ``images``: float32 (N, 3, H, W), RGB, 0..255, resized to the test size. With the model's
+post-processing (default: PicoDet's multi-class NMS, RT-DETR's top-300 over queries x classes) the
+outputs are ``boxes`` (M, 4) x1y1x2y2 in input pixels, ``scores`` (M,), ``labels`` (M,),
+``batch_indices`` (M,); with ``--no-postprocess`` the model's raw outputs (PicoDet: ``scores``
+(N, A, C), ``bboxes`` (N, A, 4); RT-DETR: ``logits`` (N, Q, C), ``boxes`` (N, Q, 4) normalised
+cxcywh). RT-DETR exports at a fixed size (``--dynamic`` is refused). See
+mmdet_lite/exporting/onnx_export.py.
 """
 import sys
 from pathlib import Path
