@@ -12,7 +12,11 @@ model in eval mode with ``{image, im_shape, scale_factor}``, exactly as ``ppdet`
 does. OUT_DIR/outputs.npz holds, for image k: ``image{k}`` (the normalised CHW input),
 ``im_shape{k}``, ``scale_factor{k}``, the head's raw ``scores{k}`` (1, C, A) and ``bboxes{k}``
 (1, A, 4) before post-processing, and the final ``bbox{k}`` rows [label, score, x1, y1, x2, y2]
-with ``bbox_num{k}``.
+with ``bbox_num{k}``. With random weights every anchor/class pair passes the configured score
+threshold (0.025), so ``keep_top_k`` decides the count; a second NMS setting where the threshold
+decides is run through the head's own ``post_process`` on the same raw outputs: ``threshold{k}``
+(between two raw scores at least ``GAP`` apart, below about ``RANK`` pairs) and the resulting
+``bbox_thr{k}`` / ``bbox_num_thr{k}``.
 """
 import os
 import sys
@@ -21,6 +25,17 @@ import numpy as np
 import paddle
 
 from paddle_picodet_head import randomize
+
+RANK, GAP = 60, 2e-5
+
+
+def pick_threshold(scores):
+    """A score threshold with about ``RANK`` pairs above it and no score within ``GAP / 2``."""
+    values = np.unique(scores)[::-1]
+    for i in range(RANK, len(values) - 1):
+        if values[i] - values[i + 1] > GAP:
+            return float((values[i] + values[i + 1]) / 2)
+    raise SystemExit("no isolated score threshold found")
 
 
 def build_model(config):
@@ -69,6 +84,14 @@ def main(config, out_dir, *images):
         out[f"scale_factor{k}"] = inputs["scale_factor"].numpy()
         out[f"scores{k}"], out[f"bboxes{k}"] = raw["scores"], raw["bboxes"]
         out[f"bbox{k}"], out[f"bbox_num{k}"] = pred["bbox"].numpy(), pred["bbox_num"].numpy()
+        threshold, nms = pick_threshold(raw["scores"]), model.head.nms
+        default, nms.score_threshold = nms.score_threshold, threshold
+        bbox, bbox_num = model.head.post_process(
+            (paddle.to_tensor(raw["scores"]), paddle.to_tensor(raw["bboxes"])),
+            inputs["scale_factor"])
+        nms.score_threshold = default
+        out[f"threshold{k}"] = np.float64(threshold)
+        out[f"bbox_thr{k}"], out[f"bbox_num_thr{k}"] = bbox.numpy(), bbox_num.numpy()
     np.savez(os.path.join(out_dir, "outputs.npz"), **out)
 
 
