@@ -32,8 +32,10 @@ $(PADDLE_VENV)/.ready: requirements-paddle.txt
 	$(PADDLE_VENV)/bin/python -m pip install -q -r requirements-paddle.txt
 	touch $@
 
+# The shapes demo: generate datasets/shapes if missing, train PicoDet-XS on the CPU, evaluate,
+# draw on assets/shapes_*.jpg, print the AP and where the pictures are (tools/run_demo.py).
 demo: $(VENV)/.ready
-	$(PY) tools/run_demo.py
+	$(PY) tools/run_demo.py --device cpu
 
 parity-all: $(VENV)/.ready $(PADDLE_VENV)/.ready
 	$(PY) benchmarks/parity_all_picodet.py

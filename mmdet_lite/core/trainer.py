@@ -93,6 +93,12 @@ class Trainer:
         return total
 
     @property
+    def memory_format(self):
+        """Channels-last on the CPU: its depthwise convolutions (forward and above all backward)
+        are several times faster than in NCHW (same values up to float rounding)."""
+        return torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+
+    @property
     def is_main(self):
         return self.rank == 0
 
@@ -168,7 +174,7 @@ class Trainer:
                 model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             else:
                 logger.warning("SyncBN needs GPUs; keeping per-process BatchNorm on CPU")
-        model.to(self.device)
+        model.to(self.device, memory_format=self.memory_format)
         if init_ckpt is not None:
             self.load_report = load_weights(model, init_ckpt, strict=False)
             if not self.load_report.loaded:
@@ -271,6 +277,7 @@ class Trainer:
         images = batch["images"].to(self.device, non_blocking=True).float()
         if "color_transforms" in batch:
             images = apply_color_transform(images, batch["color_transforms"])
+        images = images.contiguous(memory_format=self.memory_format)
         targets = {}
         for key, value in batch.items():
             if key in ("images", "color_transforms"):

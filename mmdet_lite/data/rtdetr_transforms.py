@@ -19,10 +19,8 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageEnhance
-from torch.utils.data import DataLoader
 
-from mmdet_lite.data.train_loader import (TrainBatchSampler, TrainDataset, TrainLoader,
-                                          _WorkerInit)
+from mmdet_lite.data.train_loader import build_train_loader
 from mmdet_lite.data.train_transforms import BatchRandomResize, RandomCrop, RandomFlip, pad_gt
 from mmdet_lite.utils.errors import UserError
 
@@ -220,27 +218,18 @@ def rtdetr_sample_transforms(config, owner="train_transforms"):
 def build_detr_train_loader(dataset, batch_size, num_workers, seed, sample_transforms, rank=0,
                             world_size=1, target_sizes=tuple(RTDETR_TRAIN_SIZES),
                             random_interp=True, pin_memory=None, persistent_workers=False):
-    """RT-DETR's TrainReader as a ``TrainLoader`` (seeding, sharding and resuming as
-    ``mmdet_lite.data.train_loader``); batches are ``DETRTrainCollate`` dicts.
+    """RT-DETR's TrainReader as a ``TrainLoader``: ``build_train_loader`` (seeding, sharding,
+    resuming) with ``DETRTrainCollate`` batches (square sizes, nearest-neighbour resize unless
+    ``random_interp``).
 
     Like ppdet's training ``COCODataSet``, crowd boxes are dropped and images left without boxes
     are skipped; ``UserError`` when no image is usable or the set is smaller than one batch.
     """
-    if not isinstance(dataset, TrainDataset):
-        dataset = TrainDataset(dataset, sample_transforms, drop_crowd=True, allow_empty=False)
-    if len(dataset) == 0:
-        raise UserError("the training set has no image with ground-truth boxes (crowd boxes are "
-                        "ignored): check train_ann")
-    sampler = TrainBatchSampler(len(dataset), batch_size, seed, rank, world_size, drop_last=True)
-    if sampler.batches_per_epoch == 0:
-        raise UserError(f"the training set has {len(dataset)} usable images, fewer than one batch "
-                        f"({batch_size} per process x {world_size} processes): lower the batch size")
-    worker_init = _WorkerInit(seed, rank)
     collate = DETRTrainCollate(BatchRandomResize(list(target_sizes), random_size=True,
                                                  random_interp=random_interp, keep_ratio=False,
                                                  interp=cv2.INTER_NEAREST))
-    dataloader = DataLoader(
-        dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
-        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-        worker_init_fn=worker_init, persistent_workers=persistent_workers and num_workers > 0)
-    return TrainLoader(dataloader, sampler, worker_init)
+    return build_train_loader(dataset, batch_size, num_workers, seed, rank=rank,
+                              world_size=world_size, drop_last=True,
+                              sample_transforms=list(sample_transforms or ()), drop_crowd=True,
+                              allow_empty=False, pin_memory=pin_memory,
+                              persistent_workers=persistent_workers, collate_fn=collate)

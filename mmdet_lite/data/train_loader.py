@@ -206,35 +206,40 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
                        drop_last=True, target_sizes=(352, 384, 416, 448, 480), random_size=True,
                        random_interp=True, keep_ratio=False, sample_transforms=None,
                        drop_crowd=True, allow_empty=False, defer_distort=False, pin_memory=None,
-                       persistent_workers=False):
-    """PicoDet's TrainReader as a ``TrainLoader``.
+                       persistent_workers=False, collate_fn=None):
+    """PicoDet's TrainReader as a ``TrainLoader`` (other readers pass their own ``collate_fn``).
 
     Args:
         dataset: a ``COCODataset``-like dataset (see ``TrainDataset``) or a ``TrainDataset``.
         batch_size: images per batch on this process.
         seed: base seed of every random draw; ``rank``/``world_size`` shard the epoch.
-        target_sizes, random_size, random_interp, keep_ratio: ``BatchRandomResize`` settings.
+        target_sizes, random_size, random_interp, keep_ratio: ``BatchRandomResize`` settings of
+            the default ``TrainCollate`` (unused with ``collate_fn``).
         sample_transforms: default ``picodet_sample_transforms(defer_distort)``.
         drop_crowd, allow_empty: ground-truth filtering (ppdet: True, False).
         defer_distort: leave colour distortion to the device (``color_transforms`` in the batch).
         pin_memory: default ``torch.cuda.is_available()``.
+        collate_fn: the batch transforms, called on a list of samples that share ``batch_seed``
+            (e.g. ``rtdetr_transforms.DETRTrainCollate``); default PicoDet's ``TrainCollate``.
     """
     if not isinstance(dataset, TrainDataset):
         if sample_transforms is None:
             sample_transforms = picodet_sample_transforms(defer_distort)
         dataset = TrainDataset(dataset, sample_transforms, drop_crowd, allow_empty)
     if len(dataset) == 0:
-        raise UserError("the training set has no image with ground truth boxes "
-                        "(crowd boxes are ignored); check train_ann")
+        raise UserError("the training set has no image with ground-truth boxes "
+                        "(crowd boxes are ignored): check train_ann")
     sampler = TrainBatchSampler(len(dataset), batch_size, seed, rank, world_size, drop_last)
     if sampler.batches_per_epoch == 0:
         raise UserError(f"the training set has {len(dataset)} usable images, fewer than one "
                         f"batch ({batch_size} per process x {world_size} processes); lower the "
                         f"batch size")
     worker_init = _WorkerInit(seed, rank)
-    collate = TrainCollate(BatchRandomResize(target_sizes, random_size, random_interp, keep_ratio))
+    if collate_fn is None:
+        collate_fn = TrainCollate(BatchRandomResize(target_sizes, random_size, random_interp,
+                                                    keep_ratio))
     dataloader = DataLoader(
-        dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
+        dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_fn,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         worker_init_fn=worker_init, persistent_workers=persistent_workers and num_workers > 0)
     return TrainLoader(dataloader, sampler, worker_init)

@@ -27,8 +27,8 @@ class PicoDetExp(BaseExp):
     Schedule: ``base_lr`` is Paddle's LR for the total batch ``train_batch_size * ref_num_devices``
     (``train_batch_size`` is Paddle's per-device ``TrainReader.batch_size``; PicoDet's schedules
     were made on 4 GPUs); a trainer scales it linearly to its own total batch (``lr_per_image``).
-    ``lr_decay`` / ``warmup`` mirror Paddle's ``LearningRate.schedulers``; ``weight_decay`` is the
-    L2 regulariser factor.
+    ``lr_decay`` / ``warmup`` mirror Paddle's ``LearningRate.schedulers`` (``lr_decay.max_epochs``
+    ``None`` follows ``max_epoch``); ``weight_decay`` is the L2 regulariser factor.
     """
 
     def __init__(self):
@@ -124,14 +124,31 @@ class PicoDetExp(BaseExp):
         from mmdet_lite.data.coco import COCODataset
         from mmdet_lite.data.train_loader import build_train_loader
 
-        unsupported = sorted(set(self.train_transforms) - {"RandomCrop", "RandomFlip", "RandomDistort"})
-        if unsupported:
-            raise UserError(f"{self.exp_name}: train_transforms {unsupported} are not implemented yet; "
-                            "only RandomCrop, RandomFlip and RandomDistort are")
+        transforms = self.sample_transforms()
         dataset = COCODataset(self.data_dir, self.train_ann, self.train_image_folder)
         dataset.check_num_classes(self.num_classes)
         return build_train_loader(dataset, batch_size, num_workers, seed, rank=rank,
-                                  world_size=world_size, target_sizes=self.train_sizes)
+                                  world_size=world_size, target_sizes=self.train_sizes,
+                                  sample_transforms=transforms)
+
+    def sample_transforms(self):
+        """``train_transforms`` (ppdet's ``sample_transforms`` after ``Decode``, in order, with their
+        arguments) as transform objects; ``None`` or ``{}``: none."""
+        from mmdet_lite.data.train_transforms import RandomCrop, RandomDistort, RandomFlip
+
+        known = {"RandomCrop": RandomCrop, "RandomFlip": RandomFlip, "RandomDistort": RandomDistort}
+        config = self.train_transforms or {}
+        unsupported = sorted(set(config) - set(known))
+        if unsupported:
+            raise UserError(f"{self.exp_name}: train_transforms {unsupported} are not implemented yet; "
+                            "only RandomCrop, RandomFlip and RandomDistort are")
+        transforms = []
+        for name, kwargs in config.items():
+            try:
+                transforms.append(known[name](**(kwargs or {})))
+            except TypeError as err:
+                raise UserError(f"{self.exp_name}: train_transforms.{name}: {err}") from None
+        return transforms
 
     def get_test_transform(self):
         from mmdet_lite.data.transforms import TestTransform

@@ -47,6 +47,12 @@ def scaled_base_lr(exp, batch_size=None):
 
 def build_lr_scheduler(exp, iters_per_epoch, batch_size=None):
     """ppdet ``LearningRate`` (``lr_decay`` + ``warmup``) per iteration, for ``iters_per_epoch``
-    steps per epoch and a total batch of ``batch_size`` images (``None``: the reference batch)."""
-    return build_learning_rate(scaled_base_lr(exp, batch_size), exp.lr_decay, exp.warmup,
+    steps per epoch and a total batch of ``batch_size`` images (``None``: the reference batch).
+
+    ``lr_decay["max_epochs"] = None`` (a derived default) means the exp's ``max_epoch``.
+    """
+    decay = dict(exp.lr_decay)
+    if "max_epochs" in decay and decay["max_epochs"] is None:
+        decay["max_epochs"] = exp.max_epoch
+    return build_learning_rate(scaled_base_lr(exp, batch_size), decay, exp.warmup,
                                iters_per_epoch)

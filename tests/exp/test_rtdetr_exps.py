@@ -213,7 +213,7 @@ def test_every_rtdetr_exp_builds_its_model(path):
         model = exp.get_model()
     assert len(model.decoder.layers) == exp.decoder["num_decoder_layers"]
     assert model.encoder.hidden_dim == exp.encoder["hidden_dim"]
-    assert model.decoder.hidden_dim == exp.decoder["hidden_dim"] == 256
+    assert model.decoder.hidden_dim == exp.decoder["hidden_dim"]
     assert model.criterion.matcher.matcher_coeff == dict(class_=2.0, bbox=5.0, giou=2.0)
     assert model.criterion.loss_coeff == dict(class_=1.0, bbox=5.0, giou=2.0)
 
