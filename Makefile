@@ -19,14 +19,15 @@ install: $(VENV)/.ready
 
 paddle-env: $(PADDLE_VENV)/.ready
 
-$(VENV)/.ready: requirements.txt requirements-test.txt constraints-ci.txt
+# The environments' paths hold the hash of the requirement files, so a stamp is never stale.
+$(VENV)/.ready:
 	rm -rf $(VENV) && mkdir -p $(CACHE)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r requirements-test.txt -c constraints-ci.txt
 	touch $@
 
-$(PADDLE_VENV)/.ready: requirements-paddle.txt
+$(PADDLE_VENV)/.ready:
 	rm -rf $(PADDLE_VENV) && mkdir -p $(CACHE)
 	$(PYTHON) -m venv $(PADDLE_VENV)
 	$(PADDLE_VENV)/bin/python -m pip install -q -r requirements-paddle.txt
