@@ -4,7 +4,7 @@ and tools/eval.py throughput. Speed is reported, never asserted.
 
     python benchmarks/latency_picodet.py [--configs NAME ...] (default: S-416 and L-640)
         [--rounds 3] [--warmup 5] [--runs 30] [--threads 2] [--cls-bias -10] [--skip-onnx]
-        [--skip-eval] [--eval-images 48] [--eval-workers 2] [--no-mkldnn-column] [--profile]
+        [--skip-eval] [--eval-images 48] [--eval-workers 0 2] [--no-mkldnn-column] [--profile]
 
 Latency is end to end for one image file at batch 1 (decode, resize, normalise, forward, NMS,
 boxes as numpy), ``--threads`` CPU threads on both sides: ``torch.set_num_threads`` for us,
@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -144,8 +145,9 @@ def matmul_gflops(threads, n=2048, repeats=10):
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def eval_throughput(folder, devices, num_val, workers):
-    """Images/s of tools/eval.py on a generated shapes val set, random-weight PicoDet-S."""
+def eval_throughput(folder, num_val, workers):
+    """Images/s of tools/eval.py -d 1 and -d 2 with each ``-w`` in ``workers`` on a generated
+    shapes val set, random-weight PicoDet-S: {(devices, workers): (eval, whole command, status)}."""
     from mmdet_lite.data.synthetic import make_shapes_dataset
 
     data = Path(folder) / "shapes"
@@ -157,15 +159,22 @@ def eval_throughput(folder, devices, num_val, workers):
         torch.manual_seed(0)
         torch.save({"model": exp.get_model().state_dict()}, ckpt)
     results = {}
-    for d in devices:
+    for d, w in [(d, w) for w in workers for d in (1, 2)]:
         start = time.perf_counter()
-        log = run([sys.executable, REPO_ROOT / "tools/eval.py", "-f",
-                   exp_file("picodet_s_416_coco_lcnet"), "-c", ckpt, "-d", d, "-b", 8, "-w",
-                   workers, "data_dir", data, "val_ann", "annotations/val.json",
-                   "val_image_folder", "val", "num_classes", 5, "output_dir", Path(folder) / "out"])
+        cmd = [sys.executable, REPO_ROOT / "tools/eval.py", "-f",
+               exp_file("picodet_s_416_coco_lcnet"), "-c", ckpt, "-d", d, "-b", 8, "-w", w,
+               "data_dir", data, "val_ann", "annotations/val.json", "val_image_folder", "val",
+               "num_classes", 5, "output_dir", Path(folder) / "out"]
+        proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                              cwd=REPO_ROOT, timeout=1800)
         wall = time.perf_counter() - start
-        took = re.search(r"Evaluation of \d+ process\(es\) took ([\d.]+) s", log)
-        results[d] = (num_val / float(took.group(1)) if took else float("nan"), num_val / wall)
+        took = re.search(r"Evaluation of \d+ process\(es\) took ([\d.]+) s",
+                         proc.stdout + proc.stderr)
+        if proc.returncode != 0:  # reported, not fatal: the timing line may still be there
+            print(f"tools/eval.py -d {d} -w {w} exited with status {proc.returncode}:\n"
+                  f"{proc.stderr[-1500:]}", flush=True)
+        results[d, w] = (num_val / float(took.group(1)) if took else float("nan"), num_val / wall,
+                      proc.returncode)
     return results
 
 
@@ -191,7 +200,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cls-bias", type=float, default=-10.0)
     parser.add_argument("--eval-images", type=int, default=48)
-    parser.add_argument("--eval-workers", type=int, default=2, help="-w of tools/eval.py")
+    parser.add_argument("--eval-workers", type=int, nargs="+", default=[0, 2],
+                        help="-w values of tools/eval.py to try")
     parser.add_argument("--skip-onnx", action="store_true")
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--no-mkldnn-column", action="store_true")
@@ -202,9 +212,17 @@ def main(argv=None):
           f"{load():.2f}", flush=True)
 
     folder = tempfile.mkdtemp(prefix="picodet_latency_")
+    try:
+        run_benchmarks(args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(args, folder):
+    """Rounds of Paddle, ours and onnxruntime per config -> (samples, predictors)."""
     state = {}
-    samples = {n: {"paddle": [], "paddle_mkldnn": [], "ours": [], "onnx": [], "load": [],
-                   "stages": [], "best": {"paddle": [], "ours": []}} for n in args.configs}
+    samples = {n: {"paddle": [], "paddle_best": [], "paddle_mkldnn": [], "ours": [],
+                   "ours_best": [], "onnx": [], "load": [], "stages": []} for n in args.configs}
     for r in range(args.rounds):
         for name in args.configs:
             s = samples[name]
@@ -212,7 +230,7 @@ def main(argv=None):
             s["load"].append(load())
             ref = paddle_latency(name, weights, Path(folder) / f"{name}_{r}.json", args)
             s["paddle"].append(statistics.median(ref["times"]))
-            s["best"]["paddle"].append(min(ref["times"]))
+            s["paddle_best"].append(min(ref["times"]))
             if not args.no_mkldnn_column:
                 mk = paddle_latency(name, weights, Path(folder) / f"{name}_{r}_mk.json", args, True)
                 s["paddle_mkldnn"].append(statistics.median(mk["times"]))
@@ -229,27 +247,31 @@ def main(argv=None):
             assert num_ours == num_ref, f"{name}: {num_ours} detections vs Paddle's {num_ref}"
             times = timed(lambda: predictor(IMAGE), args.warmup, args.runs)
             s["ours"].append(statistics.median(times))
-            s["best"]["ours"].append(min(times))
+            s["ours_best"].append(min(times))
             s["stages"].append(breakdown(predictor, args.warmup, args.runs))
             if onnx is not None:
                 s["onnx"].append(statistics.median(timed(lambda: onnx(IMAGE), args.warmup,
                                                          args.runs)))
             print(f"round {r} {name}: load {s['load'][-1]:.2f} paddle {s['paddle'][-1] * 1e3:.1f} "
                   f"ms, ours {s['ours'][-1] * 1e3:.1f} ms, {num_ours} detections", flush=True)
+    return samples, {name: value[0] for name, value in state.items()}
 
-    def ms(values):
-        return f"{statistics.median(values) * 1e3:.1f}" if values else "-"
 
+def ms(values):
+    return f"{statistics.median(values) * 1e3:.1f}" if values else "-"
+
+
+def report_latency(args, samples, predictors):
     rows = []
     for name in args.configs:
-        s, model = samples[name], state[name][0].model
-        size = tuple(state[name][0].exp.test_size)
+        s, predictor = samples[name], predictors[name]
         ours, paddle = statistics.median(s["ours"]), statistics.median(s["paddle"])
+        best = min(s["ours_best"]) / min(s["paddle_best"])
         mkl = (f"{ours / statistics.median(s['paddle_mkldnn']):.2f}" if s["paddle_mkldnn"]
                else "-")
-        best = min(s["best"]["ours"]) / min(s["best"]["paddle"])
+        gflops = model_gflops(predictor.model, tuple(predictor.exp.test_size))
         rows.append([name, ms(s["ours"]), ms(s["paddle"]), f"{ours / paddle:.2f} ({best:.2f})",
-                     ms(s["paddle_mkldnn"]), mkl, ms(s["onnx"]), f"{model_gflops(model, size):.2f}",
+                     ms(s["paddle_mkldnn"]), mkl, ms(s["onnx"]), f"{gflops:.2f}",
                      f"{min(s['load']):.1f}-{max(s['load']):.1f}"])
     print(f"\nlatency, image file -> boxes, batch 1, {args.threads} threads, {IMAGE.name}, median "
           f"of {args.rounds} rounds x {args.runs} runs (ms)")
@@ -271,18 +293,22 @@ def main(argv=None):
         print(f"  {row[0]}: {row[7]} GFLOPs / {peak:.1f} GFLOP/s = "
               f"{float(row[7]) / peak * 1e3:.1f} ms (ours {row[1]} ms)")
 
+
+def run_benchmarks(args, folder):
+    samples, predictors = measure(args, folder)
+    report_latency(args, samples, predictors)
     if args.profile:
         for name in args.configs:
             print(f"\ntorch.profiler, {name}, 5 calls")
-            profile(state[name][0], IMAGE)
-
+            profile(predictors[name], IMAGE)
     if not args.skip_eval:
-        results = eval_throughput(folder, [1, 2], args.eval_images, args.eval_workers)
+        results = eval_throughput(folder, args.eval_images, args.eval_workers)
         print(f"\ntools/eval.py on {args.eval_images} generated shapes images, PicoDet-S-416 "
-              f"random weights, 5 classes, -b 8 -w {args.eval_workers} (load {load():.2f})")
-        print(tabulate([[f"-d {d}", f"{a:.1f}", f"{b:.1f}"] for d, (a, b) in results.items()],
-                       headers=["devices", "images/s (evaluation)", "images/s (whole command)"],
-                       tablefmt="github"))
+              f"random weights, 5 classes, -b 8 (load {load():.2f})")
+        print(tabulate([[f"-d {d} -w {w}", f"{a:.1f}", f"{b:.1f}", rc]
+                        for (d, w), (a, b, rc) in results.items()],
+                       headers=["command", "images/s (evaluation)", "images/s (whole command)",
+                                "exit status"], tablefmt="github"))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Speed is reported, never asserted.
 
     python benchmarks/latency_rtdetr.py [--configs r18vd r50vd] [--size 640] [--threads 2]
         [--rounds 3] [--warmup 2] [--runs 5] [--train-config r18vd] [--train-batch 2]
-        [--train-size 640] [--train-steps 3] [--skip-train] [--channels-last] [--profile]
+        [--train-size 640] [--train-steps 3] [--skip-train] [--channels-last] [--fuse]
+        [--profile]
 
 Forward latency: batch 1 at ``--size``, ``torch.set_num_threads(--threads)``, eval mode, the raw
 network outputs on both sides (ours: ``model(images)`` -> logits and boxes of the last decoder
@@ -17,10 +18,15 @@ with denoising (the torch seed is reset before every step so both draw the same 
 backward, global gradient-norm clipping at 0.1 and one ``torch.optim.AdamW`` step (lr 1e-4, weight
 decay 1e-4) on each side; the first step's total losses are printed side by side.
 
-Each round times us then HF; the table gives the median over rounds of each round's median of
-``--runs`` calls after ``--warmup``. ``--channels-last`` adds our model in channels-last memory
-format (what tools/train.py uses on the CPU). ``--profile`` prints torch.profiler's top operators
-of each side. The 1-minute load average is printed: the machine may be shared.
+Each round times us then HF (HF first every other round); the table gives, per model, the
+smallest over the rounds of the round's median of ``--runs`` calls after ``--warmup``, in wall
+time and in this process's CPU time. On a shared machine use ``--threads 1`` for comparisons: the
+CPU time of one thread hardly depends on other jobs, while several threads wait at every
+operator for a sibling that another job has descheduled (wall times then vary several-fold).
+``--channels-last`` adds our model in channels-last memory format (what tools/train.py uses on the
+CPU); ``--fuse`` adds it with BatchNorm folded into the convolutions and RepVGG branches merged
+(``Predictor(fuse=True)``, ``--fuse`` of tools/eval.py and tools/demo.py). ``--profile`` prints torch.profiler's top operators of each side. The 1-minute load average
+is printed.
 """
 import argparse
 import os
@@ -34,7 +40,9 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rtdetr_hf import build_pair  # noqa: E402
+from rtdetr_hf import build_ours, build_pair  # noqa: E402
+
+from mmdet_lite.models.fuse import fuse_model  # noqa: E402
 
 
 def load():
@@ -42,23 +50,27 @@ def load():
 
 
 def median_time(fn, warmup, runs):
+    """Median (wall seconds, process CPU seconds) of ``runs`` calls after ``warmup``."""
     for _ in range(warmup):
         fn()
-    times = []
+    walls, cpus = [], []
     for _ in range(runs):
-        tic = time.perf_counter()
+        tic, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - tic)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - tic)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def compare(fns, rounds, warmup, runs):
-    """``{name: median over rounds of the per-round median seconds}``, names timed in turn."""
+    """``{name: (wall, cpu)}``: the best round's medians (other jobs on the machine only ever
+    slow a round down); the names are timed in turn, in reversed order every other round."""
     results = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            results[name].append(median_time(fn, warmup, runs))
-    return {name: statistics.median(values) for name, values in results.items()}
+    names = list(fns)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            results[name].append(median_time(fns[name], warmup, runs))
+    return {name: tuple(min(v) for v in zip(*results[name])) for name in names}
 
 
 def profile(name, fn, rows=15):
@@ -82,9 +94,21 @@ def forward_fns(args, name):
     diff = (ours_logits - hf_logits).abs().max().item()
     fns = {"ours": lambda: ours(images), "HF": lambda: hf(pixel_values=images / 255.0)}
     if args.channels_last:
-        ours_cl = build_pair(name, args.size)[1].eval().to(memory_format=torch.channels_last)
+        ours_cl = build_ours(name, args.size)[1].eval().to(memory_format=torch.channels_last)
         images_cl = images.contiguous(memory_format=torch.channels_last)
         fns["ours channels-last"] = lambda: ours_cl(images_cl)
+    if args.fuse:
+        fused = fuse_model(build_ours(name, args.size)[1].eval())
+        images_cl = images.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            fused_logits = fused(images)[0].flatten().sort().values
+        print(f"{name}: max |sorted logit difference| fused vs unfused "
+              f"{(fused_logits - ours_logits).abs().max().item():.2g}", flush=True)
+        fns["ours fused"] = lambda: fused(images)
+        if args.channels_last:
+            fused_cl = fuse_model(build_ours(name, args.size)[1].eval()).to(
+                memory_format=torch.channels_last)
+            fns["ours fused channels-last"] = lambda: fused_cl(images_cl)
     return fns, diff
 
 
@@ -137,7 +161,7 @@ def train_fns(args):
     first = (ours_losses[0], hf_losses[0])
     fns = {"ours": ours_step, "HF": hf_step}
     if args.channels_last:
-        ours_cl = build_pair(args.train_config, args.train_size)[1].train().to(
+        ours_cl = build_ours(args.train_config, args.train_size)[1].train().to(
             memory_format=torch.channels_last)
         images_cl = images.contiguous(memory_format=torch.channels_last)
         fns["ours channels-last"] = train_step_fn(
@@ -146,9 +170,16 @@ def train_fns(args):
 
 
 def rows_for(what, times):
-    hf = times["HF"]
-    return [[what, name, f"{t * 1000:.0f}", f"{t / hf:.2f}" if name != "HF" else ""]
-            for name, t in times.items()]
+    hf_wall, hf_cpu = times["HF"]
+    return [[what, name, f"{wall * 1000:.0f}", f"{cpu * 1000:.0f}",
+             f"{wall / hf_wall:.2f}" if name != "HF" else "",
+             f"{cpu / hf_cpu:.2f}" if name != "HF" else ""]
+            for name, (wall, cpu) in times.items()]
+
+
+def summary(times):
+    return ", ".join(f"{k} {wall * 1000:.0f} ms (CPU {cpu * 1000:.0f} ms)"
+                     for k, (wall, cpu) in times.items())
 
 
 def main():
@@ -165,6 +196,8 @@ def main():
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--fuse", action="store_true",
+                        help="add our model with BatchNorm folded into the convolutions (--fuse)")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -178,7 +211,7 @@ def main():
             if args.profile:
                 for side, fn in fns.items():
                     profile(f"{name} forward, {side}", fn)
-        print(f"{name} forward at {args.size}: {', '.join(f'{k} {v * 1000:.0f} ms' for k, v in times.items())}"
+        print(f"{name} forward at {args.size}: {summary(times)}"
               f" (max |sorted logit difference| {diff:.2g}; load {load():.2f})", flush=True)
         rows += rows_for(f"{name} forward, batch 1, {args.size}", times)
     if not args.skip_train:
@@ -188,12 +221,13 @@ def main():
             for side, fn in fns.items():
                 profile(f"{args.train_config} train step, {side}", fn)
         print(f"{args.train_config} train step: first-step total loss ours {ours_loss:.4f}, HF "
-              f"{hf_loss:.4f}; {', '.join(f'{k} {v * 1000:.0f} ms' for k, v in times.items())} "
+              f"{hf_loss:.4f}; {summary(times)} "
               f"(load {load():.2f})", flush=True)
         rows += rows_for(f"{args.train_config} train step (AdamW), batch {args.train_batch}, "
                          f"{args.train_size}", times)
     print()
-    print(tabulate(rows, headers=["what", "model", "ms", "ours / HF"], tablefmt="github"))
+    print(tabulate(rows, headers=["what", "model", "wall ms", "CPU ms", "ours / HF (wall)",
+                                  "ours / HF (CPU)"], tablefmt="github"))
 
 
 if __name__ == "__main__":

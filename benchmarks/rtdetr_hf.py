@@ -22,21 +22,40 @@ from test_rtdetr_backbones import (_hf_hgnet, _hf_resnet, _hf_to_ours_hgnet,  # 
                                    _hf_to_ours_resnet)
 from test_rtdetr_parity import randomize_, to_hf_state_dict  # noqa: E402
 
-__all__ = ["EXPS", "build_ours", "hf_config", "build_hf", "build_pair", "randomize_"]
+__all__ = ["EXPS", "spread_", "build_ours", "hf_config", "build_hf", "build_pair"]
 
 EXPS = {name: REPO_ROOT / f"exps/rtdetr/rtdetr_{name}_6x_coco.py"
         for name in ("r18vd", "r34vd", "r50vd", "r50vd_m", "r101vd", "hgnetv2_l", "hgnetv2_x")}
 HF_BACKBONE_PREFIX = "model.backbone.model."
 
 
+def spread_(model):
+    """Variance-keeping convolutions on top of ``randomize_``: conv weights x sqrt(6) (He's
+    ``2 / fan_in`` variance instead of ``1 / (3 fan_in)``), BN statistics mean 0, variance 1.
+
+    With ``randomize_`` alone a deep backbone's signal shrinks at every convolution until BN's
+    running means and the biases make every position alike: the encoder's scores then tie at the
+    top-k cut (as random as the last float bit) and the two models pick different queries.
+    """
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.ndim == 4:
+                tensor.mul_(6 ** 0.5)
+            elif name.endswith("running_mean"):
+                tensor.zero_()
+            elif name.endswith("running_var"):
+                tensor.fill_(1.0)
+
+
 def build_ours(name, size=640, seed=0, opts=()):
     """Our detector of exp ``name`` (``EXPS`` key) for ``size`` x ``size`` inputs, with
-    ``randomize_`` weights (seed ``seed``); returns ``(exp, model)``."""
+    ``randomize_`` then ``spread_`` weights (seed ``seed``); returns ``(exp, model)``."""
     exp = get_exp(str(EXPS[name]))
     exp.merge(["test_size", f"{size},{size}", *opts])
     torch.manual_seed(seed)
     model = exp.get_model()
     randomize_(model, seed + 1)
+    spread_(model)
     return exp, model
 
 

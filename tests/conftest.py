@@ -36,3 +36,36 @@ def run_paddle(script, *args, timeout=900):
 def paddle_configs():
     assert PADDLE_CONFIGS.is_dir(), f"PaddleDetection configs not found at {PADDLE_CONFIGS}"
     return PADDLE_CONFIGS
+
+
+def assert_same_coco_detections(ours, ref, box_tol=1e-3, score_tol=1e-5):
+    """COCO-format detection lists equal up to float rounding: per (image, category) the same
+    number of detections, matched one to one (Hungarian on score + box distance), every score
+    within ``score_tol`` and every box coordinate within ``box_tol`` pixels.
+
+    Exact equality is not expected across process counts: one process with two threads and two
+    processes with one thread each reduce in other orders (differences ~1e-5 px).
+    """
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    def groups(dets):
+        out = {}
+        for d in dets:
+            out.setdefault((d["image_id"], d["category_id"]), []).append(d)
+        return out
+
+    a, b = groups(ours), groups(ref)
+    assert {k: len(v) for k, v in a.items()} == {k: len(v) for k, v in b.items()}
+    worst_score = worst_box = 0.0
+    for key, dets in a.items():
+        sa = np.array([d["score"] for d in dets])
+        sb = np.array([d["score"] for d in b[key]])
+        ba = np.array([d["bbox"] for d in dets], dtype=np.float64)
+        bb = np.array([d["bbox"] for d in b[key]], dtype=np.float64)
+        cost = (np.abs(sa[:, None] - sb[None]) / score_tol
+                + np.abs(ba[:, None] - bb[None]).max(-1) / box_tol)
+        rows, cols = linear_sum_assignment(cost)
+        worst_score = max(worst_score, np.abs(sa[rows] - sb[cols]).max())
+        worst_box = max(worst_box, np.abs(ba[rows] - bb[cols]).max())
+    assert worst_score <= score_tol and worst_box <= box_tol, (worst_score, worst_box)

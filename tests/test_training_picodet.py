@@ -19,11 +19,12 @@ import torch
 
 from conftest import REPO_ROOT
 from mmdet_lite.core.launch import launch
-from mmdet_lite.core.trainer import Trainer, seed_everything
+from mmdet_lite.core.trainer import Trainer
 from mmdet_lite.data.synthetic import make_shapes_dataset
 from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import read_checkpoint, save_checkpoint
 from mmdet_lite.utils.dist import get_rank
+from mmdet_lite.utils.rng import seed_everything
 
 SHAPES_EXP = REPO_ROOT / "exps/picodet/picodet_xs_256_shapes.py"
 VOC_EXP = REPO_ROOT / "exps/picodet/picodet_s_416_voc2012.py"

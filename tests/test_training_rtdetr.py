@@ -52,7 +52,8 @@ def test_loss_falls_while_overfitting_four_images(tmp_path, shapes4):
         "train_transforms", None, "max_epoch", 12, "print_interval", 1, "snapshot_epoch", 6,
         "eval_interval", 0, "warmup.steps", 4, "base_lr", 4e-3])
     steps = [(int(e), int(i), float(v)) for e, i, v in LOSS.findall(log)]
-    assert [(e, i) for e, i, _ in steps] == [(e, i) for e in range(1, 13) for i in (1, 2)], log[-2000:]
+    expected = [(e, i) for e in range(1, 13) for i in (1, 2)]
+    assert [(e, i) for e, i, _ in steps] == expected, log[-2000:]
     losses = [v for _, _, v in steps]
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
     assert last < 0.85 * first, losses

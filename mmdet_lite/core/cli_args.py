@@ -36,6 +36,8 @@ def _device_args(parser):
     parser.add_argument("--device", default=None, choices=["gpu", "cpu"],
                         help="gpu or cpu (default: gpu when CUDA is available, else cpu)")
     parser.add_argument("--fp16", action="store_true", help="half-precision inference (GPU only)")
+    parser.add_argument("--fuse", action="store_true",
+                        help="fold BatchNorm into the convolutions (faster inference)")
 
 
 def _tsize_arg(parser):

@@ -107,7 +107,7 @@ def run_demo(args):
     if args.demo == "video" and (args.path is None or not os.path.isfile(args.path)):
         raise UserError(f"--path {args.path}: no such video file")
     predictor = Predictor(args.exp_file or args.name, args.ckpt, device=device_name(args.device),
-                          conf=args.conf, tsize=args.tsize, fp16=args.fp16,
+                          conf=args.conf, tsize=args.tsize, fp16=args.fp16, fuse=args.fuse,
                           **dict(zip(opts[0::2], opts[1::2])))
     save_dir = None
     if args.save_result:

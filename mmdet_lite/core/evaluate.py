@@ -7,6 +7,7 @@ from loguru import logger
 from mmdet_lite.core.launch import launch, launched_by_torchrun
 from mmdet_lite.utils.fileio import ensure_writable_dir
 from mmdet_lite.core.predictor import build_exp
+from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.checkpoint import load_weights
 from mmdet_lite.utils.device import check_num_devices, device_name, select_device
 from mmdet_lite.utils.dist import get_local_rank, get_rank, get_world_size
@@ -37,10 +38,11 @@ def eval_exp(args):
 
 
 
-def evaluate_checkpoint(exp, ckpt, device="cpu", batch_size=8, num_workers=2, fp16=False):
+def evaluate_checkpoint(exp, ckpt, device="cpu", batch_size=8, num_workers=2, fp16=False,
+                        fuse=False):
     """Evaluate ``ckpt`` on ``exp``'s val set in this process (this rank's shard under ``launch``).
 
-    ``batch_size`` is per process. Writes ``<output_dir>/<exp_name>/bbox.json``. Returns the
+    ``batch_size`` is per process; ``fuse`` folds BatchNorm into the convolutions. Writes ``<output_dir>/<exp_name>/bbox.json``. Returns the
     evaluator's ``(ap50_95, ap50, summary, stats)`` (the same on every rank).
     """
     rank, world_size = get_rank(), get_world_size()
@@ -48,6 +50,8 @@ def evaluate_checkpoint(exp, ckpt, device="cpu", batch_size=8, num_workers=2, fp
     model = exp.get_model()
     load_weights(model, ckpt)
     model.to(torch_device).eval()
+    if fuse:
+        fuse_model(model)
     evaluator = exp.get_evaluator(batch_size, num_workers, rank=rank, world_size=world_size)
     loader = exp.get_eval_loader(batch_size, num_workers, rank=rank, world_size=world_size)
     return evaluator.evaluate(model, loader, torch_device, fp16=fp16, distributed=world_size > 1,
@@ -58,7 +62,8 @@ def _eval_worker(exp, args, batch_size):
     rank = get_rank()
     setup_logger(exp.save_dir, rank=rank, filename="eval_log.txt")
     start = time.perf_counter()
-    evaluate_checkpoint(exp, args.ckpt, args.device, batch_size, args.workers, args.fp16)
+    evaluate_checkpoint(exp, args.ckpt, args.device, batch_size, args.workers, args.fp16,
+                        getattr(args, "fuse", False))
     if rank == 0:  # the evaluator has logged the summary (twelve lines, per-class AP, timings)
         print(f"Evaluation of {get_world_size()} process(es) took "
               f"{time.perf_counter() - start:.1f} s; detections written to "

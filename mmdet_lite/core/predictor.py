@@ -8,6 +8,7 @@ import torch
 from loguru import logger
 
 from mmdet_lite.core.class_names import exp_class_names
+from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.tensors import to_float32
 from mmdet_lite.utils.checkpoint import load_weights
 from mmdet_lite.utils.device import select_device
@@ -77,14 +78,16 @@ def _looks_like_name(exp_file):
 class Predictor:
     """Run a detector described by an exp file (path, exp name or exp object) with a checkpoint.
 
-    ``Predictor(exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, **overrides)``;
+    ``Predictor(exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, fuse=False,
+    **overrides)``; ``fuse`` folds BatchNorm into the convolutions (``fuse_model``);
     ``overrides`` are exp fields as in ``KEY VALUE`` (``num_classes=5``; nested keys with ``__`` or
     ``**{"head.nms.keep_top_k": 50}``). ``predictor(image)`` takes a path or a BGR uint8 array
     (H, W, 3) and returns a ``Result`` with the detections scoring at least ``conf``;
     ``predict_batch([...])`` runs several images in one forward pass.
     """
 
-    def __init__(self, exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, **overrides):
+    def __init__(self, exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, fuse=False,
+                 **overrides):
         opts = []
         for key, value in overrides.items():
             opts += [key.replace("__", "."), value]
@@ -101,6 +104,8 @@ class Predictor:
         self.model = self.exp.get_model()
         load_weights(self.model, ckpt)
         self.model.to(self.device).eval()
+        if fuse:
+            fuse_model(self.model)
         self.transform = self.exp.get_test_transform()
         self.names = exp_class_names(self.exp)
 

@@ -7,7 +7,6 @@ process group, if any, is already initialised). What it needs from the exp is li
 import copy
 import datetime
 import os
-import random
 import time
 from collections import defaultdict
 
@@ -18,13 +17,14 @@ from loguru import logger
 from torch.nn.parallel import DistributedDataParallel
 
 from mmdet_lite.core.ema import ModelEMA
-from mmdet_lite.data.train_transforms import apply_color_transform
+from mmdet_lite.data.train_loader import batch_to_device
 from mmdet_lite.utils.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from mmdet_lite.utils.device import select_device
 from mmdet_lite.utils.dist import (all_gather_object, get_local_rank, get_rank, get_world_size,
                                    synchronize)
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.logger import setup_logger
+from mmdet_lite.utils.rng import get_rng_state, seed_everything, set_rng_state
 
 __all__ = ["Trainer", "TrainingDiverged", "run_training"]
 
@@ -180,7 +180,10 @@ class Trainer:
             if not self.load_report.loaded:
                 raise UserError(f"-c {init_ckpt}: no tensor of the checkpoint fits the model "
                                 f"({self.load_report.summary()})")
-            log_load_report(init_ckpt, self.load_report)
+            logger.info(f"initialised the model from {init_ckpt}: "
+                        f"{len(self.load_report.loaded)} tensors loaded")
+            for what, names in self.load_report.details():
+                logger.warning(f"{len(names)} {what}:\n" + "\n".join(f"  {k}" for k in names))
         logger.info(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.3f} M parameters")
         return model
 
@@ -229,7 +232,8 @@ class Trainer:
             tic = time.perf_counter()
 
     def train_one_iter(self, batch):
-        images, targets = self._to_device(batch)
+        images, targets = batch_to_device(batch, self.device, self.memory_format)
+        targets["epoch_id"] = self.epoch
         lr = self.lr_scheduler.step(self.optimizer, self.progress_iter)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
             losses = self.model(images, targets)
@@ -272,24 +276,6 @@ class Trainer:
         logger.info(f"training of {self.exp.exp_name} finished; best AP {self.best_ap * 100:.2f}")
 
     # ------------------------------------------------------------------ steps
-    def _to_device(self, batch):
-        """``images`` float on the device (deferred colour transforms applied) and the targets."""
-        images = batch["images"].to(self.device, non_blocking=True).float()
-        if "color_transforms" in batch:
-            images = apply_color_transform(images, batch["color_transforms"])
-        images = images.contiguous(memory_format=self.memory_format)
-        targets = {}
-        for key, value in batch.items():
-            if key in ("images", "color_transforms"):
-                continue
-            if torch.is_tensor(value):
-                value = value.to(self.device, non_blocking=True)
-            elif isinstance(value, (list, tuple)) and value and torch.is_tensor(value[0]):
-                value = [v.to(self.device, non_blocking=True) for v in value]
-            targets[key] = value
-        targets["epoch_id"] = self.epoch
-        return images, targets
-
     def _check_finite(self, loss):
         bad = (~torch.isfinite(loss.detach())).float().reshape(())
         if self.world_size > 1:
@@ -406,43 +392,3 @@ class Trainer:
             return None
         return rng[self.rank]
 
-
-def log_load_report(path, report):
-    """Log what ``-c`` initialised: every skipped, missing and unused tensor by name."""
-    logger.info(f"initialised the model from {path}: {len(report.loaded)} tensors loaded")
-    for what, items in (
-            ("tensors whose shapes differ were skipped",
-             [f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in report.mismatched]),
-            ("model tensors are not in the checkpoint (kept as initialised)", report.missing),
-            ("checkpoint tensors are not in the model (unused)", report.unexpected)):
-        if items:
-            logger.warning(f"{len(items)} {what}:\n" + "\n".join(f"  {k}" for k in items))
-
-
-def seed_everything(seed):
-    """Seed Python's, NumPy's and torch's (CPU and CUDA) random generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-
-
-def get_rng_state():
-    """This process's random generator states, as tensors and plain values (``weights_only``-safe)."""
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return dict(python=[version, list(internal), gauss],
-                numpy=[name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
-                       float(cached)],
-                torch=torch.get_rng_state(),
-                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
-
-
-def set_rng_state(state):
-    """Restore what ``get_rng_state`` returned."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])

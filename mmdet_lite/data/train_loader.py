@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from mmdet_lite.data.train_transforms import (BatchRandomResize, pad_gt,
+from mmdet_lite.data.train_transforms import (BatchRandomResize, apply_color_transform, pad_gt,
                                               picodet_sample_transforms)
 from mmdet_lite.utils.errors import UserError
 
-__all__ = ["TrainDataset", "TrainBatchSampler", "TrainCollate", "TrainLoader",
+__all__ = ["TrainDataset", "TrainBatchSampler", "TrainCollate", "TrainLoader", "batch_to_device",
            "build_train_loader"]
 
 _SAMPLE_STREAM, _BATCH_STREAM, _SHUFFLE_STREAM = 0, 1, 2
@@ -155,6 +155,26 @@ class TrainCollate:
             batch["color_transforms"] = torch.from_numpy(
                 np.stack([s.get("color_transform", identity) for s in samples]))
         return batch
+
+
+def batch_to_device(batch, device, memory_format=torch.contiguous_format):
+    """A ``TrainCollate`` batch on ``device`` -> ``(images, targets)``: ``images`` float
+    (B, 3, H, W) 0..255 in ``memory_format`` with the deferred colour transforms applied,
+    ``targets`` the other entries (tensors and lists of tensors moved to ``device``)."""
+    images = batch["images"].to(device, non_blocking=True).float()
+    if "color_transforms" in batch:
+        images = apply_color_transform(images, batch["color_transforms"])
+    images = images.contiguous(memory_format=memory_format)
+    targets = {}
+    for key, value in batch.items():
+        if key in ("images", "color_transforms"):
+            continue
+        if torch.is_tensor(value):
+            value = value.to(device, non_blocking=True)
+        elif isinstance(value, (list, tuple)) and value and torch.is_tensor(value[0]):
+            value = [v.to(device, non_blocking=True) for v in value]
+        targets[key] = value
+    return images, targets
 
 
 class _WorkerInit:

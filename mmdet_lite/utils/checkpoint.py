@@ -95,6 +95,15 @@ class LoadReport:
             parts.append(f"{len(self.mismatched)} with another shape ({_short_list(items)})")
         return "; ".join(parts)
 
+    def details(self):
+        """``(what, names)`` for each non-empty kind of problem, every name listed."""
+        kinds = (("tensors whose shapes differ were skipped",
+                  [f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}"
+                   for k, a, b in self.mismatched]),
+                 ("model tensors are not in the checkpoint (kept as initialised)", self.missing),
+                 ("checkpoint tensors are not in the model (unused)", self.unexpected))
+        return [(what, names) for what, names in kinds if names]
+
 
 def load_weights(model, checkpoint, strict=True):
     """Load a checkpoint (path or state dict) into ``model``; return a ``LoadReport``.

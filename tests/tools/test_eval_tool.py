@@ -1,6 +1,7 @@
 """tools/eval.py logic: twelve COCO lines, bbox.json, and -d 2 on CPU equal to -d 1."""
 import json
 
+from conftest import assert_same_coco_detections
 from tiny_picodet import EXP_FILE, TSIZE, data_opts, make_dataset, write_checkpoint
 
 from mmdet_lite.core.cli_args import eval_parser, parse_args
@@ -32,7 +33,4 @@ def test_two_cpu_processes_give_the_same_results(tmp_path, capsys):
     dets2, stats2 = _run(tmp_path, data_dir, ckpt, 2, "two")
     assert stats2 == stats1
 
-    def key(d):
-        return d["image_id"], d["category_id"], -d["score"], d["bbox"]
-
-    assert sorted(dets2, key=key) == sorted(dets1, key=key)
+    assert_same_coco_detections(dets2, dets1)

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import assert_same_coco_detections
 from tiny_picodet import REPO_ROOT
 
 from mmdet_lite.convert.cli import run_convert
@@ -185,7 +186,7 @@ def test_eval_on_two_processes_equals_one_and_predictor_agrees(setup):
     def key(d):
         return d["image_id"], d["category_id"], -d["score"], d["bbox"]
 
-    assert sorted(dets2, key=key) == sorted(dets1, key=key)
+    assert_same_coco_detections(dets2, dets1)
     assert len(dets1) == NUM_VAL * TOP
     assert {d["category_id"] for d in dets1} <= {cid for cid, _ in SHAPE_CATEGORIES}
 

@@ -105,7 +105,10 @@ class TransformerEncoder(nn.Module):
 
 
 class RepVggBlock(nn.Module):
-    """act(BN(conv3x3(x)) + BN(conv1x1(x))): (N, C, H, W) -> (N, C, H, W) (training form)."""
+    """act(BN(conv3x3(x)) + BN(conv1x1(x))): (N, C, H, W) -> (N, C, H, W).
+
+    ``mmdet_lite.models.fuse.fuse_model`` merges both branches into ``conv1`` (``conv2`` None).
+    """
 
     def __init__(self, in_channels, out_channels, act="relu"):
         super().__init__()
@@ -114,6 +117,8 @@ class RepVggBlock(nn.Module):
         self.act = get_activation(act)
 
     def forward(self, x):
+        if self.conv2 is None:
+            return self.act(self.conv1(x))
         return self.act(self.conv1(x) + self.conv2(x))
 
 

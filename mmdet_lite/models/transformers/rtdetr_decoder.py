@@ -179,16 +179,18 @@ class RTDETRTransformer(nn.Module):
                                                dtype=memory.dtype)
         output_memory = self.enc_output(torch.where(valid_mask, memory, torch.zeros_like(memory)))
         enc_outputs_class = self.enc_score_head(output_memory)
-        enc_outputs_coord_unact = self.enc_bbox_head(output_memory) + anchors
         topk_ind = torch.topk(enc_outputs_class.max(-1).values, self.num_queries, dim=1).indices
-        ref_unact = _gather_rows(enc_outputs_coord_unact, topk_ind)
+        topk_memory = _gather_rows(output_memory, topk_ind)
+        # The box head works position by position: running it on the selected positions only is
+        # Paddle's "head on all, then gather" without ~96% of its work (8400 positions at 640).
+        anchors = anchors.expand(memory.shape[0], -1, -1)
+        ref_unact = self.enc_bbox_head(topk_memory) + _gather_rows(anchors, topk_ind)
         enc_topk_bboxes = ref_unact.sigmoid()
         enc_topk_logits = _gather_rows(enc_outputs_class, topk_ind)
         if self.learnt_init_query:
             target = self.tgt_embed.weight.unsqueeze(0).expand(memory.shape[0], -1, -1)
         else:  # the selected features start the queries; no gradient through them (Paddle)
-            target = _gather_rows(output_memory, topk_ind)
-            target = target.detach() if self.training else target
+            target = topk_memory.detach() if self.training else topk_memory
         if self.training:
             ref_unact = ref_unact.detach()
         if denoising is not None:
