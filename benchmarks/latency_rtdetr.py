@@ -184,7 +184,8 @@ def summary(times):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", default=["r18vd", "r50vd"])
+    parser.add_argument("--configs", nargs="*", default=["r18vd", "r50vd"],
+                        help="forward-latency models (none: the training step only)")
     parser.add_argument("--size", type=int, default=640)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)

@@ -3,6 +3,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,14 @@ def run_paddle(script, *args, timeout=900):
     if proc.returncode != 0:
         pytest.fail(f"reference script {script} failed:\n{proc.stderr[-4000:]}")
     return proc.stdout
+
+
+def run_paddle_npz(script, folder, arrays):
+    """Save ``arrays`` as ``folder/in.npz``, run ``script in.npz out.npz`` with ``run_paddle`` and
+    return the arrays of ``out.npz`` as a dict."""
+    np.savez(folder / "in.npz", **arrays)
+    run_paddle(script, folder / "in.npz", folder / "out.npz")
+    return dict(np.load(folder / "out.npz"))
 
 
 @pytest.fixture(scope="session")

@@ -8,17 +8,13 @@ evaluation every 2, 1 warmup epoch, cosine over 20 epochs, the static ATSS assig
 4 epochs, and its per-image LR 0.24 / (4 x 48) at its total batch of 24 on one device: lr 0.03.
 """
 from mmdet_lite.exp import PicoDetExp
+from mmdet_lite.exp.datasets import VOC2012
 
 
 class Exp(PicoDetExp):
     def __init__(self):
         super().__init__()
-        self.num_classes = 20
-        self.data_dir = "datasets/VOCdevkit"
-        self.train_ann = "annotations/voc2012_train.json"
-        self.val_ann = "annotations/voc2012_val.json"
-        self.train_image_folder = "VOC2012/JPEGImages"
-        self.val_image_folder = "VOC2012/JPEGImages"
+        self.set_fields(**VOC2012)
 
         self.head.update(static_assigner_epoch=4)
         self.input_size = (640, 640)

@@ -8,17 +8,13 @@ assigner for the first 4 epochs only (its readme: ATSS throughout gives 0.464 AP
 and its per-image LR 0.24 / (4 x 48) at its total batch of 48 on one device: lr 0.06.
 """
 from mmdet_lite.exp import PicoDetExp
+from mmdet_lite.exp.datasets import VOC2012
 
 
 class Exp(PicoDetExp):
     def __init__(self):
         super().__init__()
-        self.num_classes = 20
-        self.data_dir = "datasets/VOCdevkit"
-        self.train_ann = "annotations/voc2012_train.json"
-        self.val_ann = "annotations/voc2012_val.json"
-        self.train_image_folder = "VOC2012/JPEGImages"
-        self.val_image_folder = "VOC2012/JPEGImages"
+        self.set_fields(**VOC2012)
 
         self.backbone.update(scale=0.75)
         self.neck.update(out_channels=96)

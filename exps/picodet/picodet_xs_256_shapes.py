@@ -23,17 +23,13 @@ dataset for a 2-core CPU budget (seed 0; AP50:95 of the EMA weights on the val s
 - evaluation and snapshots every 8 epochs.
 """
 from mmdet_lite.exp import PicoDetExp
+from mmdet_lite.exp.datasets import SHAPES
 
 
 class Exp(PicoDetExp):
     def __init__(self):
         super().__init__()
-        self.num_classes = 5
-        self.data_dir = "datasets/shapes"
-        self.train_ann = "annotations/train.json"
-        self.val_ann = "annotations/val.json"
-        self.train_image_folder = "train"
-        self.val_image_folder = "val"
+        self.set_fields(**SHAPES)
 
         self.backbone.update(scale=0.35)
         self.neck.update(out_channels=96)

@@ -6,17 +6,13 @@ exps/rtdetr/rtdetr_r18vd_6x_voc2012.py: 16 epochs, evaluation every 2, a 1-epoch
 from 0.001 x, then a constant LR at the COCO recipe's per-image rate (1e-4 for 16 images).
 """
 from mmdet_lite.exp import RTDETRExp
+from mmdet_lite.exp.datasets import VOC2012
 
 
 class Exp(RTDETRExp):
     def __init__(self):
         super().__init__()
-        self.num_classes = 20
-        self.data_dir = "datasets/VOCdevkit"
-        self.train_ann = "annotations/voc2012_train.json"
-        self.val_ann = "annotations/voc2012_val.json"
-        self.train_image_folder = "VOC2012/JPEGImages"
-        self.val_image_folder = "VOC2012/JPEGImages"
+        self.set_fields(**VOC2012)
 
         self.backbone.update(depth=18, freeze_at=-1, freeze_norm=False, norm_decay=0.0)
         self.encoder.update(expansion=0.5, depth_mult=1.0)

@@ -23,17 +23,13 @@ this dataset for a ~20 minute run, not taken from PaddleDetection:
 - evaluation every 2 epochs, snapshots every 4.
 """
 from mmdet_lite.exp import RTDETRExp
+from mmdet_lite.exp.datasets import SHAPES
 
 
 class Exp(RTDETRExp):
     def __init__(self):
         super().__init__()
-        self.num_classes = 5
-        self.data_dir = "datasets/shapes"
-        self.train_ann = "annotations/train.json"
-        self.val_ann = "annotations/val.json"
-        self.train_image_folder = "train"
-        self.val_image_folder = "val"
+        self.set_fields(**SHAPES)
 
         self.backbone.update(depth=18, freeze_at=-1, freeze_norm=False, norm_decay=0.0,
                              lr_mult_list=[1.0, 1.0, 1.0, 1.0])

@@ -1,10 +1,10 @@
 """Training data loading: seeded, sharded, worker-count-independent batches (ppdet TrainReader).
 
 Every random draw is a pure function of ``(seed, epoch, position)``: the batch sampler hands each
-dataset item ``(index, sample_seed, batch_seed)``; the item's crop/flip/colour draws come from
-``RandomState(sample_seed)`` and the batch's size/interpolation from ``RandomState(batch_seed)`` in
-the collate function. Batches are therefore identical for any ``num_workers`` and when an epoch is
-resumed part-way.
+dataset item ``(index, sample_seed, batch_seed, epoch)``; the item's crop/flip/colour/mosaic draws
+come from ``SampleRandom(sample_seed)`` and the batch's size/interpolation from
+``RandomState(batch_seed)`` in the collate function. Batches are therefore identical for any
+``num_workers`` and when an epoch is resumed part-way.
 """
 import random
 
@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from mmdet_lite.data.train_transforms import (BatchRandomResize, apply_color_transform, pad_gt,
+from mmdet_lite.data.mosaic_transforms import Mosaic
+from mmdet_lite.data.train_transforms import (BatchRandomResize, SampleRandom,
+                                              apply_color_transform, pad_gt,
                                               picodet_sample_transforms)
 from mmdet_lite.utils.errors import UserError
 
@@ -35,22 +37,28 @@ class TrainDataset(Dataset):
     instances are dropped and images left without boxes are skipped; ``drop_crowd=False`` keeps
     crowd boxes as ordinary ground truth, ``allow_empty=True`` keeps box-less images.
 
-    Item ``key``: ``(index, sample_seed, batch_seed)`` (an int ``i`` means ``(i, i, 0)``). Returns a
-    sample dict: ``image`` (H, W, 3) uint8 RGB after the transforms, ``boxes`` (n, 4) float32
-    x1y1x2y2 pixels, ``labels`` (n,) int64, ``image_id`` int, ``batch_seed`` int and, with a
-    deferred ``RandomDistort``, ``color_transform`` (3, 4) float32.
+    Item ``key``: ``(index, sample_seed, batch_seed[, epoch])`` (an int ``i``: ``(i, i, 0, 0)``).
+    As ppdet's ``DetDataset``, while ``mosaic_epoch == 0 or epoch < mosaic_epoch`` (and a
+    ``Mosaic`` is among the transforms) the item is five samples, its own and four drawn with
+    ``rng.randint(len(self))``, until the ``Mosaic`` merges them (transforms before it run on each
+    of the five). Returns a sample dict: ``image`` (H, W, 3) uint8 RGB after the transforms,
+    ``boxes`` (n, 4) float32 x1y1x2y2 pixels, ``labels`` (n,) int64, ``image_id`` int,
+    ``batch_seed`` int and, with a deferred ``RandomDistort``, ``color_transform`` (3, 4) float32.
 
     Args:
         dataset: provides ``len``, ``load_image(i)`` (BGR uint8) and ``get_annotation(i)`` (dict
             with image_id, boxes, labels, is_crowd), e.g. ``COCODataset``.
-        transforms: sample transforms called as ``t(sample, rng)``.
+        transforms: sample transforms called as ``t(sample, rng)`` with a ``SampleRandom``.
+        mosaic_epoch: ppdet's ``TrainReader.mosaic_epoch``; -1 (ppdet's default): never.
     """
 
-    def __init__(self, dataset, transforms, drop_crowd=True, allow_empty=False):
+    def __init__(self, dataset, transforms, drop_crowd=True, allow_empty=False, mosaic_epoch=-1):
         self.dataset = dataset
         self.transforms = list(transforms)
         self.drop_crowd = drop_crowd
         self.allow_empty = allow_empty
+        self.mosaic_epoch = int(mosaic_epoch)
+        self._has_mosaic = any(isinstance(t, Mosaic) for t in self.transforms)
         self.indices = [i for i in range(len(dataset))
                         if allow_empty or self._instance_mask(dataset.get_annotation(i)).any()]
 
@@ -63,25 +71,42 @@ class TrainDataset(Dataset):
     def __len__(self):
         return len(self.indices)
 
-    def __getitem__(self, key):
-        index, sample_seed, batch_seed = (key, key, 0) if np.isscalar(key) else key
+    def _load(self, index):
         source_index = self.indices[index]
         ann = self.dataset.get_annotation(source_index)
         keep = self._instance_mask(ann)
         image = cv2.cvtColor(self.dataset.load_image(source_index), cv2.COLOR_BGR2RGB)
-        sample = dict(image=image,
-                      boxes=np.asarray(ann["boxes"], dtype=np.float32).reshape(-1, 4)[keep],
-                      labels=np.asarray(ann["labels"], dtype=np.int64).reshape(-1)[keep],
-                      image_id=int(ann["image_id"]))
-        rng = np.random.RandomState(sample_seed)
-        for transform in self.transforms:
-            sample = transform(sample, rng)
+        return dict(image=image,
+                    boxes=np.asarray(ann["boxes"], dtype=np.float32).reshape(-1, 4)[keep],
+                    labels=np.asarray(ann["labels"], dtype=np.int64).reshape(-1)[keep],
+                    image_id=int(ann["image_id"]))
+
+    def __getitem__(self, key):
+        index, sample_seed, batch_seed, *rest = (key, key, 0) if np.isscalar(key) else key
+        epoch = int(rest[0]) if rest else 0
+        rng = SampleRandom(sample_seed)
+        sample, transforms = self._load(index), self.transforms
+        if self._has_mosaic and (self.mosaic_epoch == 0 or epoch < self.mosaic_epoch):
+            others = [rng.randint(len(self)) for _ in range(4)]
+            if transforms and isinstance(transforms[0], Mosaic):
+                # nothing runs before it: load the other four only when it draws to use them
+                if transforms[0].draw_apply(rng):
+                    sample = transforms[0].combine([sample] + [self._load(i) for i in others],
+                                                   rng.py)
+                transforms = transforms[1:]
+            else:
+                sample = [sample] + [self._load(i) for i in others]
+        for transform in transforms:
+            if isinstance(sample, list) and not isinstance(transform, Mosaic):
+                sample = [transform(s, rng) for s in sample]
+            else:
+                sample = transform(sample, rng)
         sample["batch_seed"] = int(batch_seed)
         return sample
 
 
 class TrainBatchSampler(Sampler):
-    """Shuffled, rank-sharded batches of ``(index, sample_seed, batch_seed)`` keys.
+    """Shuffled, rank-sharded batches of ``(index, sample_seed, batch_seed, epoch)`` keys.
 
     Per epoch the order is a permutation seeded by ``(seed, epoch)``, padded by wrapping to a
     multiple of ``world_size`` and dealt out ``rank::world_size`` (as ``DistributedSampler``).
@@ -125,7 +150,7 @@ class TrainBatchSampler(Sampler):
             batch_seed = _derive_seed(self.seed, self.epoch, _BATCH_STREAM, self.rank, b)
             batch_pos = positions[b * self.batch_size:(b + 1) * self.batch_size]
             yield [(int(order[p]), _derive_seed(self.seed, self.epoch, _SAMPLE_STREAM, p),
-                    batch_seed) for p in batch_pos]
+                    batch_seed, self.epoch) for p in batch_pos]
 
 
 class TrainCollate:
@@ -226,7 +251,7 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
                        drop_last=True, target_sizes=(352, 384, 416, 448, 480), random_size=True,
                        random_interp=True, keep_ratio=False, sample_transforms=None,
                        drop_crowd=True, allow_empty=False, defer_distort=False, pin_memory=None,
-                       persistent_workers=False, collate_fn=None):
+                       persistent_workers=False, collate_fn=None, mosaic_epoch=-1):
     """PicoDet's TrainReader as a ``TrainLoader`` (other readers pass their own ``collate_fn``).
 
     Args:
@@ -237,6 +262,7 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
             the default ``TrainCollate`` (unused with ``collate_fn``).
         sample_transforms: default ``picodet_sample_transforms(defer_distort)``.
         drop_crowd, allow_empty: ground-truth filtering (ppdet: True, False).
+        mosaic_epoch: epochs with five-sample items for ``Mosaic`` (see ``TrainDataset``).
         defer_distort: leave colour distortion to the device (``color_transforms`` in the batch).
         pin_memory: default ``torch.cuda.is_available()``.
         collate_fn: the batch transforms, called on a list of samples that share ``batch_seed``
@@ -245,7 +271,7 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
     if not isinstance(dataset, TrainDataset):
         if sample_transforms is None:
             sample_transforms = picodet_sample_transforms(defer_distort)
-        dataset = TrainDataset(dataset, sample_transforms, drop_crowd, allow_empty)
+        dataset = TrainDataset(dataset, sample_transforms, drop_crowd, allow_empty, mosaic_epoch)
     if len(dataset) == 0:
         raise UserError("the training set has no image with ground-truth boxes "
                         "(crowd boxes are ignored): check train_ann")

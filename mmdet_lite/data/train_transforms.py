@@ -2,9 +2,10 @@
 
 A *sample* is a dict with ``image`` (H, W, 3) uint8 RGB, ``boxes`` (n, 4) float32 x1y1x2y2 in
 pixels, ``labels`` (n,) int64 and ``image_id``. Sample transforms are called as
-``t(sample, rng)`` with a ``numpy.random.RandomState``; they draw from it in exactly the order and
-with exactly the calls ppdet's operators use on the global numpy RNG, so one seed gives the same
-crop, flip and colour draws as ppdet seeded with ``np.random.seed(seed)``.
+``t(sample, rng)`` with a ``SampleRandom`` (a ``numpy.random.RandomState``); they draw from it in
+exactly the order and with exactly the calls ppdet's operators use on the global numpy RNG, so one
+seed gives the same crop, flip and colour draws as ppdet seeded with ``np.random.seed(seed)``.
+Operators that ppdet draws from Python's ``random`` (``mosaic_transforms``) use ``rng.py``.
 
 Images stay uint8 until the model. ppdet's ``RandomDistort`` works in float32 without clipping;
 its four operations are affine in colour, so they are fused here into one ``3x4`` colour transform
@@ -13,12 +14,14 @@ difference from ppdet) or, with ``defer=True``, stored as ``sample["color_transf
 on the model's device by ``apply_color_transform`` after the resize (exact: resizing is linear
 with weights summing to one, so it commutes with an affine colour map).
 """
+import random
+
 import cv2
 import numpy as np
 import torch
 
-__all__ = ["INTERPOLATIONS", "RandomCrop", "RandomFlip", "RandomDistort", "BatchRandomResize",
-           "pad_gt", "apply_color_transform", "picodet_sample_transforms"]
+__all__ = ["INTERPOLATIONS", "SampleRandom", "RandomCrop", "RandomFlip", "RandomDistort",
+           "BatchRandomResize", "pad_gt", "apply_color_transform", "picodet_sample_transforms"]
 
 INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_AREA, cv2.INTER_CUBIC,
                   cv2.INTER_LANCZOS4)
@@ -28,6 +31,18 @@ _INSTANCE_KEYS = ("boxes", "labels", "is_crowd")
 _LUMA = np.array([0.299, 0.587, 0.114])
 _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]])
 _YIQ_TO_RGB = np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.107, 1.705]])
+
+
+class SampleRandom(np.random.RandomState):
+    """A sample's random source: ``RandomState(seed)`` plus ``py``, a ``random.Random(seed)``.
+
+    ppdet seeded with ``np.random.seed(seed); random.seed(seed)`` draws the same numbers from its
+    two global generators as sample transforms draw from ``rng`` and ``rng.py``.
+    """
+
+    def __init__(self, seed):
+        super().__init__(seed)
+        self.py = random.Random(seed)
 
 
 def _take_instances(sample, keep):

@@ -74,6 +74,14 @@ class BaseExp:
         """The exp's fields: ``{name: value}`` of every public attribute (values are live)."""
         return {name: value for name, value in vars(self).items() if not name.startswith("_")}
 
+    def set_fields(self, **fields):
+        """Set existing fields by name (e.g. a preset of ``mmdet_lite.exp.datasets``)."""
+        unknown = sorted(set(fields) - set(self.fields()))
+        if unknown:
+            raise AttributeError(f"{type(self).__name__} has no field(s) {', '.join(unknown)}")
+        for name, value in fields.items():
+            setattr(self, name, value)
+
     def merge(self, opts):
         """Apply trailing ``KEY VALUE`` pairs (see ``mmdet_lite.exp.overrides``); ``UserError`` if bad."""
         apply_overrides(self, opts)

@@ -129,19 +129,24 @@ class PicoDetExp(BaseExp):
         dataset.check_num_classes(self.num_classes)
         return build_train_loader(dataset, batch_size, num_workers, seed, rank=rank,
                                   world_size=world_size, target_sizes=self.train_sizes,
-                                  sample_transforms=transforms)
+                                  sample_transforms=transforms,
+                                  mosaic_epoch=getattr(self, "mosaic_epoch", -1))
 
     def sample_transforms(self):
-        """``train_transforms`` (ppdet's ``sample_transforms`` after ``Decode``, in order, with their
-        arguments) as transform objects; ``None`` or ``{}``: none."""
+        """``train_transforms`` (ppdet's ``sample_transforms`` after ``Decode``, in order, with
+        their arguments) as transform objects; ``None`` or ``{}``: none. ``Mosaic`` merges five
+        samples while ``epoch < mosaic_epoch`` (an optional field, ppdet's
+        ``TrainReader.mosaic_epoch``; absent: never, as in ppdet)."""
+        from mmdet_lite.data.mosaic_transforms import AugmentHSV, Mosaic
         from mmdet_lite.data.train_transforms import RandomCrop, RandomDistort, RandomFlip
 
-        known = {"RandomCrop": RandomCrop, "RandomFlip": RandomFlip, "RandomDistort": RandomDistort}
+        known = {"RandomCrop": RandomCrop, "RandomFlip": RandomFlip, "RandomDistort": RandomDistort,
+                 "Mosaic": Mosaic, "AugmentHSV": AugmentHSV}
         config = self.train_transforms or {}
-        unsupported = sorted(set(config) - set(known))
-        if unsupported:
-            raise UserError(f"{self.exp_name}: train_transforms {unsupported} are not implemented yet; "
-                            "only RandomCrop, RandomFlip and RandomDistort are")
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise UserError(f"{self.exp_name}: unknown train_transforms {unknown}; known: "
+                            f"{', '.join(known)}")
         transforms = []
         for name, kwargs in config.items():
             try:

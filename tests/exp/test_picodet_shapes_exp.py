@@ -56,6 +56,6 @@ def test_train_transforms_configure_the_sample_transforms():
     exp.train_transforms = {"RandomFlip": {"prob": 0.5, "no_such_arg": 1}}
     with pytest.raises(UserError, match="train_transforms.RandomFlip"):
         exp.sample_transforms()
-    exp.train_transforms = {"Mosaic": {}}
-    with pytest.raises(UserError, match=r"\['Mosaic'\] are not implemented yet"):
+    exp.train_transforms = {"GridMask": {}}
+    with pytest.raises(UserError, match=r"unknown train_transforms \['GridMask'\]"):
         exp.sample_transforms()

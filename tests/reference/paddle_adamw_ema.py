@@ -33,6 +33,8 @@ with contextlib.redirect_stdout(io.StringIO()):  # ppdet prints warnings on impo
     from ppdet.optimizer import ModelEMA
     from ppdet.optimizer.optimizer import LearningRate, OptimizerBuilder
 
+from paddle_training_record import init_weights, train_and_record
+
 STEPS = 8
 WARMUP = 4
 WEIGHT_DECAY = 0.05
@@ -64,14 +66,7 @@ def main():
     paddle.set_device("cpu")
     rng = np.random.default_rng(0)
     net = TinyNet()
-    init = {}
-    for name, value in net.state_dict().items():
-        array = rng.normal(0.0, 0.5, value.shape).astype("float32")
-        if name.endswith("_variance"):
-            array = np.abs(array) + 0.5
-        value.set_value(array)
-        init[name] = array
-    net.bn.eval()
+    init = init_weights(net, rng)
     x = rng.normal(0.0, 1.0, (2, 3, 6, 6)).astype("float32")
     y = rng.normal(0.0, 1.0, (2, 3)).astype("float32")
 
@@ -81,20 +76,8 @@ def main():
                                  optimizer=dict(type="AdamW", weight_decay=WEIGHT_DECAY))(lr, net)
     ema = ModelEMA(net, decay=0.9999, ema_decay_type="exponential")
 
-    out = {"x": x, "y": y}
-    out.update({f"init/{k}": v for k, v in init.items()})
-    lrs = []
-    for step in range(STEPS):
-        loss = ((net(paddle.to_tensor(x)) - paddle.to_tensor(y)) ** 2).sum()
-        loss.backward()
-        optimizer.step()
-        lrs.append(optimizer.get_lr())
-        lr.step()
-        optimizer.clear_grad()
-        ema.update()
-        out.update({f"step{step}/{k}": v.numpy() for k, v in net.state_dict().items()})
-    out.update({f"ema/{k}": v.numpy() for k, v in ema.apply().items()})
-    out["lr"] = np.array(lrs, dtype="float64")
+    out = train_and_record(net, init, x, y, optimizer, lr, ema, STEPS,
+                           lambda loss: loss.sum())
     out.update(long_ema_run())
     np.savez(sys.argv[1], **out)
 
