@@ -78,3 +78,14 @@ def assert_same_coco_detections(ours, ref, box_tol=1e-3, score_tol=1e-5):
         worst_score = max(worst_score, np.abs(sa[rows] - sb[cols]).max())
         worst_box = max(worst_box, np.abs(ba[rows] - bb[cols]).max())
     assert worst_score <= score_tol and worst_box <= box_tol, (worst_score, worst_box)
+
+
+@pytest.fixture(scope="module")
+def shapes4(tmp_path_factory):
+    """Seed 3 gives four training images with 5 shapes each and two val images (3 and 6)."""
+    from mmdet_lite.data.synthetic import make_shapes_dataset
+
+    root = tmp_path_factory.mktemp("shapes4")
+    data = make_shapes_dataset(root, num_train=4, num_val=2, seed=3)
+    assert len(data["train"]["annotations"]) == 20 and len(data["val"]["annotations"]) == 9
+    return root

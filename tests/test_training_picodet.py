@@ -11,16 +11,14 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from conftest import REPO_ROOT
+from training_helpers import data_opts, logged_losses, train_cli
 from mmdet_lite.core.launch import launch
 from mmdet_lite.core.trainer import Trainer
-from mmdet_lite.data.synthetic import make_shapes_dataset
 from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import read_checkpoint, save_checkpoint
 from mmdet_lite.utils.dist import get_rank
@@ -29,37 +27,6 @@ from mmdet_lite.utils.rng import seed_everything
 SHAPES_EXP = REPO_ROOT / "exps/picodet/picodet_xs_256_shapes.py"
 VOC_EXP = REPO_ROOT / "exps/picodet/picodet_s_416_voc2012.py"
 COCO_S_EXP = REPO_ROOT / "exps/picodet/picodet_s_416_coco_lcnet.py"
-SIZE = 128
-LOSS = re.compile(r"epoch: (\d+)/\d+, iter: (\d+)/\d+.*?total_loss: ([0-9.]+)")
-
-
-@pytest.fixture(scope="module")
-def shapes4(tmp_path_factory):
-    """Seed 3 gives four training images with 5 shapes each and two val images (3 and 6)."""
-    root = tmp_path_factory.mktemp("shapes4")
-    data = make_shapes_dataset(root, num_train=4, num_val=2, seed=3)
-    assert len(data["train"]["annotations"]) == 20 and len(data["val"]["annotations"]) == 9
-    return root
-
-
-def data_opts(root, size=SIZE):
-    return ["data_dir", str(root), "train_ann", "annotations/train.json", "val_ann",
-            "annotations/val.json", "train_image_folder", "train", "val_image_folder", "val",
-            "train_sizes", f"[{size}]", "test_size", f"{size},{size}"]
-
-
-def train_cli(exp_file, out_dir, *flags, opts=()):
-    """``tools/train.py`` in a subprocess (one thread); returns the train log's text."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
-    cmd = [sys.executable, str(REPO_ROOT / "tools/train.py"), "-f", str(exp_file), "--device", "cpu",
-           *flags, "output_dir", str(out_dir), *map(str, opts)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return (out_dir / exp_file.stem / "train_log.txt").read_text()
-
-
-def logged_losses(log):
-    return [(int(e), int(i), float(v)) for e, i, v in LOSS.findall(log)]
 
 
 def test_loss_falls_while_overfitting_four_images(tmp_path, shapes4):

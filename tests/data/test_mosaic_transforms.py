@@ -17,7 +17,7 @@ from mmdet_lite.data.train_transforms import RandomFlip
 from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import read_checkpoint
 from test_rtdetr_pipeline import make_image
-from test_training_picodet import data_opts, logged_losses, train_cli
+from training_helpers import data_opts, logged_losses, train_cli
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_mosaic_transforms.py"
 NPU_EXP = REPO_ROOT / "exps/picodet/picodet_s_416_coco_npu.py"
