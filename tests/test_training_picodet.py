@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 
-import pytest
 import torch
 
 from conftest import REPO_ROOT
