@@ -8,6 +8,7 @@ import json
 import pytest
 
 from mmdet_lite.exp import get_exp
+from config_compare import config_mismatches
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_dump_config.py"
@@ -89,15 +90,6 @@ def paddle_view(exp):
     return as_json(sections)
 
 
-def flatten(value, prefix=""):
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}{key}."))
-        return out or {prefix.rstrip("."): {}}
-    return {prefix.rstrip("."): value}
-
-
 @pytest.fixture(scope="module")
 def paddle_dumps(paddle_configs):
     assert len(CONFIGS) == 10, f"expected the 10 PicoDet configs, found {NAMES}"
@@ -109,11 +101,7 @@ def test_exp_equals_merged_paddle_config(name, paddle_dumps):
     exp = get_exp(REPO_ROOT / "exps/picodet" / f"{name}.py")
     paddle = paddle_dumps[name]
     ours = paddle_view(exp)
-    theirs = flatten({key: paddle[key] for key in ours})
-    ours = flatten(ours)
-    mismatches = [f"{key}: exp {ours.get(key, '<missing>')!r} != paddle {theirs.get(key, '<missing>')!r}"
-                  for key in sorted(set(ours) | set(theirs)) if ours.get(key) != theirs.get(key)
-                  or (key in ours) != (key in theirs)]
+    mismatches = config_mismatches(ours, {key: paddle[key] for key in ours})
     assert not mismatches, f"{name} differs from the merged YAML:\n" + "\n".join(mismatches)
 
     # Plain fields with a Paddle counterpart outside the module arguments.

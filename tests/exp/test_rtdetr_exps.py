@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from mmdet_lite.exp import RTDETRExp, get_exp
+from config_compare import config_mismatches
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_dump_rtdetr_config.py"
@@ -179,15 +180,6 @@ def exp_view(exp):
     return json.loads(json.dumps(view))
 
 
-def flatten(value, prefix=""):
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}{key}."))
-        return out or {prefix.rstrip("."): {}}
-    return {prefix.rstrip("."): value}
-
-
 @pytest.fixture(scope="module")
 def paddle_dumps(paddle_configs):
     assert len(CONFIGS) == 7, f"expected the 7 RT-DETR configs, found {NAMES}"
@@ -197,11 +189,7 @@ def paddle_dumps(paddle_configs):
 @pytest.mark.parametrize("name", NAMES)
 def test_exp_equals_merged_paddle_config(name, paddle_dumps):
     exp = get_exp(EXPS / f"{name}.py")
-    ours, theirs = flatten(exp_view(exp)), flatten(normalize(paddle_dumps[name]))
-    keys, gone = sorted(set(ours) | set(theirs)), "<missing>"
-    mismatches = [f"{key}: exp {ours.get(key, gone)!r} != paddle {theirs.get(key, gone)!r}"
-                  for key in keys
-                  if ours.get(key) != theirs.get(key) or (key in ours) != (key in theirs)]
+    mismatches = config_mismatches(exp_view(exp), normalize(paddle_dumps[name]))
     assert not mismatches, f"{name} differs from the merged YAML:\n" + "\n".join(mismatches)
 
 
