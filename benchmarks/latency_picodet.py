@@ -36,41 +36,16 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_common import (REPO_ROOT, SHARED_DIR, load, paddle_python,  # noqa: E402
+                          picodet_exp_file as exp_file, run)
 from mmdet_lite import Predictor  # noqa: E402
 from mmdet_lite.data.image_io import read_image  # noqa: E402
 from mmdet_lite.exp import get_exp  # noqa: E402
 
 PADDLE_SCRIPT = REPO_ROOT / "benchmarks/reference/paddle_latency_picodet.py"
-SHARED_DIR = Path(os.environ.get("MMDET_LITE_SHARED", REPO_ROOT.parent / "shared"))
 IMAGE = REPO_ROOT / "assets/grace_hopper.jpg"
-
-
-def load():
-    return os.getloadavg()[0]
-
-
-def paddle_python():
-    path = os.environ.get("MMDET_LITE_PADDLE_PYTHON",
-                          str(Path.home() / ".cache/mmdet_lite/paddle-probe/bin/python"))
-    if not Path(path).exists():
-        raise SystemExit(f"Paddle interpreter {path} not found: set MMDET_LITE_PADDLE_PYTHON")
-    return path
-
-
-def exp_file(name):
-    return REPO_ROOT / "exps/picodet" / f"{name}.py"
-
-
-def run(cmd, env=None, timeout=1800):
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=REPO_ROOT,
-                          env=env, timeout=timeout)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-2000:]}\n"
-                         f"{proc.stderr[-3000:]}")
-    return proc.stdout + proc.stderr
 
 
 def paddle_latency(name, weights, out, args, mkldnn=False):

@@ -29,7 +29,6 @@ CPU); ``--fuse`` adds it with BatchNorm folded into the convolutions and RepVGG 
 is printed.
 """
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -40,13 +39,10 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_common import load  # noqa: E402
 from rtdetr_hf import build_ours, build_pair  # noqa: E402
 
 from mmdet_lite.models.fuse import fuse_model  # noqa: E402
-
-
-def load():
-    return os.getloadavg()[0]
 
 
 def median_time(fn, warmup, runs):

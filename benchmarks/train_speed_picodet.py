@@ -45,32 +45,16 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_common import (REPO_ROOT, SHARED_DIR, load, paddle_python,  # noqa: E402
+                          picodet_exp_file as exp_file)
 from mmdet_lite.data.coco import COCODataset  # noqa: E402
 from mmdet_lite.data.synthetic import make_shapes_dataset  # noqa: E402
 from mmdet_lite.data.train_loader import build_train_loader  # noqa: E402
 from mmdet_lite.exp import get_exp  # noqa: E402
 
 PADDLE_SCRIPT = REPO_ROOT / "benchmarks/train_speed_picodet_paddle.py"
-SHARED_DIR = Path(os.environ.get("MMDET_LITE_SHARED", REPO_ROOT.parent / "shared"))
-
-
-def load():
-    return os.getloadavg()[0]
-
-
-def paddle_python():
-    path = os.environ.get("MMDET_LITE_PADDLE_PYTHON",
-                          str(Path.home() / ".cache/mmdet_lite/paddle-probe/bin/python"))
-    if not Path(path).exists():
-        raise SystemExit(f"Paddle interpreter {path} not found: set MMDET_LITE_PADDLE_PYTHON")
-    return path
-
-
-def exp_file(config):
-    return REPO_ROOT / "exps/picodet" / f"{config}.py"
 
 
 def write_batch(exp, data_dir, batch_size, size, path):
