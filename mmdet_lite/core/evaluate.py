@@ -9,7 +9,8 @@ from mmdet_lite.utils.fileio import ensure_writable_dir
 from mmdet_lite.core.predictor import build_exp
 from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.checkpoint import load_weights
-from mmdet_lite.utils.device import check_num_devices, device_name, select_device
+from mmdet_lite.utils.device import (check_num_devices, device_name, preferred_memory_format,
+                                     select_device)
 from mmdet_lite.utils.dist import get_local_rank, get_rank, get_world_size
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.logger import setup_logger
@@ -49,9 +50,10 @@ def evaluate_checkpoint(exp, ckpt, device="cpu", batch_size=8, num_workers=2, fp
     torch_device = select_device(device, get_local_rank())
     model = exp.get_model()
     load_weights(model, ckpt)
-    model.to(torch_device).eval()
+    model.eval()
     if fuse:
         fuse_model(model)
+    model.to(torch_device, memory_format=preferred_memory_format(torch_device))
     evaluator = exp.get_evaluator(batch_size, num_workers, rank=rank, world_size=world_size)
     loader = exp.get_eval_loader(batch_size, num_workers, rank=rank, world_size=world_size)
     return evaluator.evaluate(model, loader, torch_device, fp16=fp16, distributed=world_size > 1,

@@ -11,7 +11,7 @@ from mmdet_lite.core.class_names import exp_class_names
 from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.tensors import to_float32
 from mmdet_lite.utils.checkpoint import load_weights
-from mmdet_lite.utils.device import select_device
+from mmdet_lite.utils.device import preferred_memory_format, select_device
 from mmdet_lite.utils.errors import UserError
 
 __all__ = ["Predictor", "Result", "parse_tsize", "build_exp"]
@@ -103,9 +103,11 @@ class Predictor:
             nms["score_threshold"] = self.conf  # NMS must not drop what ``conf`` keeps
         self.model = self.exp.get_model()
         load_weights(self.model, ckpt)
-        self.model.to(self.device).eval()
+        self.model.eval()
         if fuse:
             fuse_model(self.model)
+        self.memory_format = preferred_memory_format(self.device)
+        self.model.to(self.device, memory_format=self.memory_format)
         self.transform = self.exp.get_test_transform()
         self.names = exp_class_names(self.exp)
 
@@ -135,7 +137,7 @@ class Predictor:
         if not samples:
             return []
         batch = eval_collate(samples)
-        x = batch["images"].to(self.device).float()
+        x = batch["images"].to(self.device).float().contiguous(memory_format=self.memory_format)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
             outputs = to_float32(self.model(x))
         detections = self.model.postprocess(outputs, batch["scale_factors"].to(self.device),

@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from mmdet_lite.core.ema import ModelEMA
 from mmdet_lite.data.train_loader import batch_to_device
 from mmdet_lite.utils.checkpoint import load_weights, read_checkpoint, save_checkpoint
-from mmdet_lite.utils.device import select_device
+from mmdet_lite.utils.device import preferred_memory_format, select_device
 from mmdet_lite.utils.dist import (all_gather_object, get_local_rank, get_rank, get_world_size,
                                    synchronize)
 from mmdet_lite.utils.errors import UserError
@@ -94,9 +94,7 @@ class Trainer:
 
     @property
     def memory_format(self):
-        """Channels-last on the CPU: its depthwise convolutions (forward and above all backward)
-        are several times faster than in NCHW (same values up to float rounding)."""
-        return torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        return preferred_memory_format(self.device)
 
     @property
     def is_main(self):

@@ -12,6 +12,7 @@ import torch.distributed as dist
 from loguru import logger
 from tabulate import tabulate
 
+from mmdet_lite.utils.device import preferred_memory_format
 from mmdet_lite.utils.dist import all_gather_object, get_rank, is_dist
 from mmdet_lite.utils.fileio import ensure_writable_dir, write_json_atomic
 from mmdet_lite.utils.tensors import to_float32
@@ -193,6 +194,7 @@ class COCOEvaluator:
         try:
             for batch in loader:
                 images = batch["images"].to(device, non_blocking=True).float()
+                images = images.contiguous(memory_format=preferred_memory_format(device))
                 scale_factors = batch["scale_factors"].to(device)
                 input_sizes = batch["input_sizes"].to(device)
                 self._sync(device)
