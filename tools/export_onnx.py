@@ -9,7 +9,7 @@ post-processing (default: PicoDet's multi-class NMS, RT-DETR's top-300 over quer
 outputs are ``boxes`` (M, 4) x1y1x2y2 in input pixels, ``scores`` (M,), ``labels`` (M,),
 ``batch_indices`` (M,); with ``--no-postprocess`` the model's raw outputs (PicoDet: ``scores``
 (N, A, C), ``bboxes`` (N, A, 4); RT-DETR: ``logits`` (N, Q, C), ``boxes`` (N, Q, 4) normalised
-cxcywh). RT-DETR exports at a fixed size (``--dynamic`` is refused). See
+cxcywh). ``--dynamic`` makes batch, height and width dynamic (RT-DETR: multiples of 32). See
 mmdet_lite/exporting/onnx_export.py.
 """
 import sys

@@ -45,9 +45,10 @@ def run_export(args):
     module = export_onnx(model, output, test_size, postprocess=args.postprocess,
                          dynamic=args.dynamic, opset=args.opset, batch_size=args.batch_size,
                          metadata=metadata)
-    logger.info(f"exported {output} (opset {args.opset}, input images float32 "
-                f"({'N' if args.dynamic else args.batch_size}, 3, {test_size[0]}, {test_size[1]}) "
-                f"0..255 RGB, {'post-processing inside' if args.postprocess else 'raw outputs'})")
+    shape = (f"(N, 3, H, W), traced at {test_size[0]}x{test_size[1]}," if args.dynamic
+             else f"({args.batch_size}, 3, {test_size[0]}, {test_size[1]})")
+    logger.info(f"exported {output} (opset {args.opset}, input images float32 {shape} 0..255 RGB, "
+                f"{'post-processing inside' if args.postprocess else 'raw outputs'})")
     images = check_input(test_size, args.batch_size, args.check_image, exp.get_test_transform())
     with torch.no_grad():
         reference = module(images)

@@ -19,7 +19,9 @@ The detector owns what differs (``check_onnx_export(opset, dynamic, postprocess)
   ``keep_top_k``: the semantics of PaddleDetection's ``MultiClassNMS`` (``normalized=True``);
   opset >= 11; ``--dynamic`` batch, height and width.
 - RT-DETR: Paddle's ``DETRPostProcess`` (sigmoid, top ``num_top_queries`` over queries x classes,
-  no NMS, no score threshold: N * K detections); opset >= 16 (GridSample); fixed input size.
+  no NMS, no score threshold: N * K detections); opset >= 16 (GridSample); ``--dynamic`` batch,
+  height and width (multiples of 32, with at least ``num_queries`` encoder positions), the raw
+  outputs' query axis stays fixed.
 
 Exporter: the TorchScript-based ``torch.onnx.export(..., dynamo=False)``. It emits the
 ``NonMaxSuppression`` op from this module's symbolic at any opset >= 11; the dynamo exporter of
@@ -150,7 +152,8 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
 
     ``test_size`` (h, w) is the traced input size; ``dynamic`` makes batch, height and width
     dynamic where the model allows it (``model.check_onnx_export`` raises ``UserError``
-    otherwise). ``metadata`` (str -> JSON-able) is stored in the model's ``metadata_props``.
+    otherwise); the raw outputs' dynamic axes are ``model.onnx_raw_dynamic_axes`` (default batch
+    and anchors). ``metadata`` (str -> JSON-able) is stored in the model's ``metadata_props``.
     """
     import onnx
 
@@ -164,7 +167,8 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
     if dynamic:
         axes["images"] = {0: "batch", 2: "height", 3: "width"}
         if not postprocess:
-            axes.update({name: {0: "batch", 1: "anchors"} for name in outputs})
+            raw_axes = getattr(model, "onnx_raw_dynamic_axes", {0: "batch", 1: "anchors"})
+            axes.update({name: dict(raw_axes) for name in outputs})
     if postprocess:
         axes.update({name: {0: "detections"} for name in outputs})
     try:
@@ -177,6 +181,9 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     proto = onnx.load(str(path))
+    if dynamic:
+        with torch.no_grad():
+            _pin_static_dims(proto, dict(zip(outputs, module(dummy.float()))), axes)
     onnx.checker.check_model(proto)
     info = dict(postprocess=postprocess, test_size=list(test_size),
                 outputs={name: (POST_DOC if postprocess else raw)[name] for name in outputs},
@@ -187,6 +194,23 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
         proto.metadata_props.add(key=key, value=json.dumps(value))
     onnx.save(proto, str(path))
     return module
+
+
+def _pin_static_dims(proto, traced, axes):
+    """Set the graph outputs' dims: ``axes`` names (output -> {dim: name}) on the dynamic ones, the
+    sizes in ``traced`` (output -> tensor) on the others, which the exporter's shape inference
+    loses behind shape-computed ops (``Expand``) and names ``<Op><output>_dim_<i>``."""
+    for value in proto.graph.output:
+        dims, sizes = value.type.tensor_type.shape.dim, traced[value.name].shape
+        if len(dims) != len(sizes):
+            del dims[:]
+            for _ in sizes:
+                dims.add()
+        for i, size in enumerate(sizes):
+            if i in axes.get(value.name, {}):
+                dims[i].dim_param = axes[value.name][i]
+            else:
+                dims[i].dim_value = int(size)
 
 
 def run_onnx(path, images):

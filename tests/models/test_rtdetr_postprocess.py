@@ -132,9 +132,10 @@ def test_export_checks_and_eval_size():
     model = _head_only()
     with pytest.raises(UserError, match="opset 16"):
         model.check_onnx_export(15, False)
-    with pytest.raises(UserError, match="--dynamic is not supported for RT-DETR"):
-        model.check_onnx_export(17, True)
+    with pytest.raises(UserError, match="opset 16"):
+        model.check_onnx_export(15, True, postprocess=False)
     model.check_onnx_export(16, False)
+    model.check_onnx_export(16, True)
     with torch.device("meta"), pytest.raises(UserError, match=r"test_size \(208, 208\).*32"):
         build_rtdetr(5, dict(name="ResNetVd", depth=18), dict(eval_size=[208, 208]),
                      dict(eval_size=[208, 208]))

@@ -1,10 +1,12 @@
 """RT-DETR through the tools PicoDet uses (same code paths): convert_weights, eval (-d 1 and -d 2),
-Predictor, demo, export_onnx, and user mistakes reported as one line with exit code 2.
+Predictor, demo, and user mistakes reported as one line with exit code 2 (export_onnx:
+``test_rtdetr_export_onnx.py``).
 
-RT-DETR-R18vd with 5 classes at test size 160 on a generated shapes dataset; random weights whose
-class heads are spread out so that scores are well separated (a DETR's top-k would otherwise flip
-on rounding differences). Paddle checkpoints are random arrays under the names and shapes that
-ppdet develop saves (``tests/fixtures/rtdetr/*.json.gz``), pickled like a ``.pdparams``.
+RT-DETR-R18vd with 5 classes at test size 160 on a generated shapes dataset (``tiny_rtdetr``);
+random weights whose class heads are spread out so that scores are well separated (a DETR's top-k
+would otherwise flip on rounding differences). Paddle checkpoints are random arrays under the names
+and shapes that ppdet develop saves (``tests/fixtures/rtdetr/*.json.gz``), pickled like a
+``.pdparams``.
 """
 import gzip
 import json
@@ -14,55 +16,25 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from conftest import assert_same_coco_detections
-from tiny_picodet import REPO_ROOT
+from tiny_rtdetr import (EXP_FILE, NUM_CLASSES, REPO_ROOT, TOP, TSIZE, rtdetr_exp,
+                         separated_model)
 
 from mmdet_lite.convert.cli import run_convert
-from mmdet_lite.core.cli_args import (convert_parser, demo_parser, eval_parser, export_parser,
-                                      parse_args)
+from mmdet_lite.core.cli_args import convert_parser, demo_parser, eval_parser, parse_args
 from mmdet_lite.core.demo import run_demo
 from mmdet_lite.core.evaluate import run_eval
 from mmdet_lite.core.predictor import Predictor
 from mmdet_lite.data.image_io import read_image
 from mmdet_lite.data.synthetic import SHAPE_CATEGORIES, make_shapes_dataset
 from mmdet_lite.exp import get_exp
-from mmdet_lite.exporting.cli import run_export
-from mmdet_lite.exporting.onnx_export import run_onnx
 from mmdet_lite.utils.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from mmdet_lite.utils.errors import UserError
 
-EXP_FILE = REPO_ROOT / "exps" / "rtdetr" / "rtdetr_r18vd_6x_coco.py"
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "rtdetr"
-TSIZE = 160
-NUM_CLASSES = len(SHAPE_CATEGORIES)
 NUM_VAL = 3
-TOP = 300  # num_top_queries: every image gets 300 detections, as in Paddle
-
-
-def _exp(*opts):
-    exp = get_exp(str(EXP_FILE))
-    exp.merge(["num_classes", str(NUM_CLASSES), "test_size", f"{TSIZE},{TSIZE}", *opts])
-    return exp
-
-
-def separated_model(seed=0):
-    """The tiny exp's model (eval mode) with class heads that spread the scores and box heads that
-    move the boxes off the anchors."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = _exp().get_model()
-    decoder = model.decoder
-    with torch.no_grad():
-        for head in (decoder.enc_score_head, *decoder.dec_score_head):
-            head.weight.copy_(torch.randn(head.weight.shape, generator=gen) * 0.1)
-            head.bias.copy_(torch.randn(head.bias.shape, generator=gen) - 1.0)
-        for mlp in (decoder.enc_bbox_head, *decoder.dec_bbox_head):
-            mlp.layers[-1].weight.copy_(torch.randn(mlp.layers[-1].weight.shape, generator=gen)
-                                        * 0.01)
-    return model.eval()
 
 
 def _data_opts(data_dir, ann="annotations/val.json"):
@@ -156,7 +128,7 @@ def test_convert_weights_class_count_variant_and_backbone(setup, paddle_files, c
     backbone_out = _convert("-c", paddle_files["imagenet"], "-oc", tmp / "backbone.pth", "-nc",
                             NUM_CLASSES, "--only_backbone", "True")
     saved = load_checkpoint(backbone_out)
-    expected = {k for k in _exp().get_model().state_dict()
+    expected = {k for k in rtdetr_exp().get_model().state_dict()
                 if k.startswith("backbone.") and not k.endswith("num_batches_tracked")}
     assert set(saved) == expected
     assert torch.equal(saved["backbone.conv1.conv1_1.conv.weight"],
@@ -214,7 +186,7 @@ def test_eval_of_crowd_only_annotations_is_zero_with_a_warning(setup):
     assert len(dets) == NUM_VAL * TOP
     assert len(stats) == 12 and all(line.endswith("= 0.000") for line in stats)
     assert "no ground-truth box to match (no annotation, or only crowd ones)" in log
-    exp = _exp("data_dir", str(data_dir), "train_ann", "annotations/crowd.json",
+    exp = rtdetr_exp("data_dir", str(data_dir), "train_ann", "annotations/crowd.json",
                "train_image_folder", "val")
     with pytest.raises(UserError, match="no image with ground-truth boxes"):
         exp.get_train_loader(batch_size=2, num_workers=0)
@@ -229,76 +201,6 @@ def test_demo_draws_rtdetr_detections(setup, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("results saved to ")
     drawn = sorted((tmp / "demo" / EXP_FILE.stem / "vis_res").glob("*/*.jpg"))
     assert [p.name for p in drawn] == [f"{i:06d}.jpg" for i in range(1, NUM_VAL + 1)]
-
-
-def _val_images(data_dir):
-    transform = _exp().get_test_transform()
-    chw = [transform(read_image(p))[0] for p in sorted((data_dir / "val").glob("*.jpg"))]
-    return torch.from_numpy(np.stack(chw)).float()
-
-
-def _export(tmp, ckpt, name, *flags):
-    argv = ["-f", str(EXP_FILE), "-c", str(ckpt), "--output-name", str(tmp / name),
-            "--tsize", str(TSIZE), *flags, "num_classes", str(NUM_CLASSES)]
-    return run_export(parse_args(export_parser(), [str(a) for a in argv]))
-
-
-def _matched(ref_rows, onnx_rows):
-    """Row sets of one image: the largest distance from a row of either side to the closest row
-    of the other."""
-    diff = np.abs(ref_rows[:, None].astype(np.float64) - onnx_rows[None]).max(-1)
-    return max(diff.min(1).max(), diff.min(0).max())
-
-
-def test_export_onnx_raw_and_postprocessed_match_pytorch(setup, capsys):
-    tmp, data_dir, ckpt = setup
-    images = _val_images(data_dir)
-    model = separated_model()
-    with torch.no_grad():
-        logits, boxes = model(images)
-
-    raw = _export(tmp, ckpt, "raw.onnx", "--no-postprocess", "--batch-size", NUM_VAL)
-    proto = onnx.load(raw)
-    assert [o.name for o in proto.graph.output] == ["logits", "boxes"]
-    assert proto.opset_import[0].version == 17
-    assert any(n.op_type == "GridSample" for n in proto.graph.node)
-    onnx_logits, onnx_boxes = run_onnx(raw, images.numpy())
-    assert onnx_logits.shape == (NUM_VAL, TOP, NUM_CLASSES)
-    assert onnx_boxes.shape == (NUM_VAL, TOP, 4)
-    # Queries come out of the encoder's top-k: compare them as sets of (logits, box) rows.
-    for i in range(NUM_VAL):
-        worst = _matched(torch.cat([logits[i], boxes[i]], -1).numpy(),
-                         np.concatenate([onnx_logits[i], onnx_boxes[i]], -1))
-        assert worst < 1e-4, f"image {i}: {worst}"
-
-    post = _export(tmp, ckpt, "post.onnx", "--batch-size", NUM_VAL,
-                   "--check-image", data_dir / "val" / "000001.jpg")
-    assert "max abs diff" in capsys.readouterr().out
-    proto = onnx.load(post)
-    assert [o.name for o in proto.graph.output] == ["boxes", "scores", "labels", "batch_indices"]
-    meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
-    assert meta["postprocess"] is True and meta["box_format"] == "x1y1x2y2 input pixels"
-    out_boxes, scores, labels, batch = run_onnx(post, images.numpy())
-    assert out_boxes.shape == (NUM_VAL * TOP, 4) and labels.dtype == np.int64
-    assert np.array_equal(batch, np.repeat(np.arange(NUM_VAL), TOP))
-    # PyTorch's post-process with scale factor 1: boxes in input pixels, as the graph gives them.
-    dets = model.postprocess((logits, boxes), torch.ones(NUM_VAL, 2),
-                             torch.tensor([[TSIZE, TSIZE]] * NUM_VAL))
-    for i, det in enumerate(dets):
-        pick = batch == i
-        np.testing.assert_allclose(scores[pick], det["scores"].numpy(), rtol=0, atol=1e-5)
-        ref = np.concatenate([det["labels"][:, None].numpy(), det["boxes"].numpy()], 1)
-        got = np.concatenate([labels[pick][:, None], out_boxes[pick]], 1)
-        assert _matched(ref, got) < 1e-3  # labels equal, boxes within 1e-3 input pixels
-
-
-def test_export_refuses_dynamic_and_old_opsets(setup):
-    tmp, _, ckpt = setup
-    with pytest.raises(UserError, match="--dynamic is not supported for RT-DETR.*--tsize"):
-        _export(tmp, ckpt, "dyn.onnx", "--dynamic")
-    with pytest.raises(UserError, match="--opset 15: .*GridSample.*opset 16"):
-        _export(tmp, ckpt, "old.onnx", "--opset", "15")
-    assert not (tmp / "dyn.onnx").exists() and not (tmp / "old.onnx").exists()
 
 
 def _start(tool, *args, cwd):

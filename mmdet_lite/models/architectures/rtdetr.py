@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from mmdet_lite.models.post_process.detr_postprocess import DETRPostProcess, detr_topk
 from mmdet_lite.models.transformers.hybrid_encoder import HybridEncoder
+from mmdet_lite.models.transformers.position_encoding import size_tensor
 from mmdet_lite.models.transformers.rtdetr_decoder import RTDETRTransformer
 from mmdet_lite.utils.errors import UserError
 
@@ -53,6 +54,7 @@ class RTDETR(nn.Module):
         "logits": "float32 (N, Q, C) class logits (scores = sigmoid)",
         "boxes": "float32 (N, Q, 4) cx cy w h normalised to the input image (0..1)",
     }
+    onnx_raw_dynamic_axes = {0: "batch"}  # Q = num_queries whatever the input size
 
     def __init__(self, backbone, encoder, decoder, pixel_mean=(0.0, 0.0, 0.0),
                  pixel_std=(1.0, 1.0, 1.0), criterion=None, num_top_queries=300):
@@ -105,24 +107,21 @@ class RTDETR(nn.Module):
         return self.post_process(outputs, im_shape.reshape(-1, 2), scale_factors)
 
     def check_onnx_export(self, opset, dynamic, postprocess=True):
-        """Raise ``UserError`` for export settings this model does not support."""
+        """Raise ``UserError`` for export settings this model does not support. ``dynamic``
+        (batch, height, width) is supported: position embeddings, anchors and level shapes are
+        computed from the traced input's shape."""
         if opset < 16:
             raise UserError(f"--opset {opset}: RT-DETR's deformable attention uses GridSample, "
                             "which needs opset 16 or newer")
-        if dynamic:
-            raise UserError("--dynamic is not supported for RT-DETR: its position embeddings, "
-                            "anchors and deformable-attention level shapes are traced for one "
-                            "input size; export one file per size with --tsize (and "
-                            "--batch-size) instead")
 
     def onnx_postprocess(self, outputs, images, dynamic=False):
         """Export-friendly ``postprocess``: the top ``num_top_queries`` per image, boxes in INPUT
         pixels of ``images (N, 3, H, W)``, flattened over the batch: ``boxes (N*K, 4)`` x1y1x2y2,
         ``scores (N*K,)``, ``labels (N*K,)`` int64, ``batch_indices (N*K,)`` int64, grouped by
-        image, best first."""
+        image, best first. The same graph serves any input size (``dynamic``)."""
         logits, boxes = outputs
         num_images = logits.shape[0]
-        size = torch.tensor([float(s) for s in images.shape[-2:]], device=logits.device)
+        size = size_tensor(images.shape[-2:], logits.device)
         boxes, scores, labels = detr_topk(logits, boxes, size.expand(num_images, 2),
                                           self.post_process.num_top_queries,
                                           self.post_process.use_focal_loss)

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmdet_lite.models.transformers.position_encoding import size_tensor
+
 
 def multi_scale_deformable_attn(value, spatial_shapes, sampling_locations, attention_weights):
     """Bilinear sampling of every level at the given locations, weighted and summed.
@@ -17,13 +19,13 @@ def multi_scale_deformable_attn(value, spatial_shapes, sampling_locations, atten
     """
     batch, _, num_heads, head_dim = value.shape
     _, num_queries, _, num_levels, num_points, _ = sampling_locations.shape
-    value_list = value.split([int(h) * int(w) for h, w in spatial_shapes], dim=1)
+    value_list = value.split([h * w for h, w in spatial_shapes], dim=1)
     sampling_grids = 2 * sampling_locations - 1
     sampled = []
     for level, (h, w) in enumerate(spatial_shapes):
         # (B, h*w, M, D) -> (B*M, D, h, w)
-        value_l = value_list[level].flatten(2).transpose(1, 2).reshape(batch * num_heads, head_dim,
-                                                                         int(h), int(w))
+        value_l = value_list[level].flatten(2).transpose(1, 2)
+        value_l = value_l.reshape(batch * num_heads, head_dim, h, w)
         # (B, Q, M, P, 2) -> (B*M, Q, P, 2)
         grid_l = sampling_grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
         sampled.append(F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros",
@@ -88,8 +90,8 @@ class MSDeformableAttention(nn.Module):
         weights = self.attention_weights(query).reshape(batch, num_queries, self.num_heads, -1)
         weights = weights.softmax(-1).reshape(shape)
         if reference_points.shape[-1] == 2:
-            normalizer = torch.tensor([[float(w), float(h)] for h, w in spatial_shapes],
-                                      dtype=query.dtype, device=query.device)
+            normalizer = size_tensor([s for h, w in spatial_shapes for s in (w, h)],
+                                     query.device).reshape(-1, 2).to(query.dtype)
             locations = (reference_points[:, :, None, :, None, :]
                          + offsets / normalizer[None, None, None, :, None, :])
         elif reference_points.shape[-1] == 4:

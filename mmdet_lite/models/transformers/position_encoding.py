@@ -1,9 +1,19 @@
 """Fixed position encodings and anchors of RT-DETR, computed for the actual feature size.
 
 PaddleDetection caches both for ``eval_size``; computing them per call gives the same tensors at
-that size and keeps other sizes (and dynamic ONNX shapes) working.
+that size and keeps other sizes (and dynamic ONNX shapes) working. Sizes are Python ints in eager
+mode and 0-dim tensors while tracing (``x.shape``); they are never passed through ``int()`` or
+``float()``, so that a traced graph computes them from its input's shape.
 """
 import torch
+
+
+def size_tensor(sizes, device=None):
+    """Feature sizes (ints, or the 0-dim tensors of a traced ``x.shape``) -> float32 (len,)."""
+    if not any(torch.is_tensor(s) for s in sizes):
+        return torch.tensor([float(s) for s in sizes], dtype=torch.float32, device=device)
+    return torch.stack([s.to(device, torch.float32) if torch.is_tensor(s)
+                        else torch.tensor(float(s), device=device) for s in sizes])
 
 
 def sincos_position_embedding_2d(width, height, embed_dim=256, temperature=10000.0, device=None,
@@ -18,8 +28,8 @@ def sincos_position_embedding_2d(width, height, embed_dim=256, temperature=10000
     if embed_dim % 4 != 0:
         raise ValueError(f"embed_dim must be divisible by 4 for the 2-D sin-cos embedding, "
                          f"got {embed_dim}")
-    grid_w = torch.arange(int(width), dtype=torch.float32, device=device)
-    grid_h = torch.arange(int(height), dtype=torch.float32, device=device)
+    grid_w = torch.arange(width, dtype=torch.float32, device=device)
+    grid_h = torch.arange(height, dtype=torch.float32, device=device)
     grid_w, grid_h = torch.meshgrid(grid_w, grid_h, indexing="ij")
     pos_dim = embed_dim // 4
     omega = torch.arange(pos_dim, dtype=torch.float32, device=device) / pos_dim
@@ -41,12 +51,11 @@ def generate_anchors(spatial_shapes, grid_size=0.05, eps=1e-2, device=None, dtyp
     """
     anchors = []
     for level, (h, w) in enumerate(spatial_shapes):
-        grid_y, grid_x = torch.meshgrid(torch.arange(int(h), dtype=torch.float32, device=device),
-                                        torch.arange(int(w), dtype=torch.float32, device=device),
+        grid_y, grid_x = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=device),
+                                        torch.arange(w, dtype=torch.float32, device=device),
                                         indexing="ij")
         grid_xy = torch.stack([grid_x, grid_y], dim=-1)
-        valid_wh = torch.tensor([float(h), float(w)], dtype=torch.float32, device=device)
-        grid_xy = (grid_xy[None] + 0.5) / valid_wh
+        grid_xy = (grid_xy[None] + 0.5) / size_tensor((h, w), device)
         wh = torch.ones_like(grid_xy) * (grid_size * 2.0 ** level)
         anchors.append(torch.cat([grid_xy, wh], dim=-1).reshape(1, -1, 4))
     anchors = torch.cat(anchors, dim=1)
