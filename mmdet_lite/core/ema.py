@@ -6,6 +6,18 @@ import torch
 __all__ = ["ModelEMA"]
 
 
+def _frozen_tensor_names(model):
+    """State-dict names of the tensors training never changes (Paddle's stop_gradient params)."""
+    from mmdet_lite.models.layers import FrozenBatchNorm2d
+
+    names = {name for name, p in model.named_parameters() if not p.requires_grad}
+    for prefix, module in model.named_modules():
+        if isinstance(module, FrozenBatchNorm2d):
+            names |= {f"{prefix}.weight" if prefix else "weight",
+                      f"{prefix}.bias" if prefix else "bias"}
+    return names
+
+
 class ModelEMA:
     """ppdet's ``ModelEMA`` over every floating entry of ``model.state_dict()`` (BN statistics too).
 
@@ -17,7 +29,10 @@ class ModelEMA:
 
     (``"exponential"``: ``decay * (1 - exp(-(t + 1) / 2000))``, no correction; ``"normal"``: the
     constant ``decay``.) Keys containing a ``black_list`` entry are not averaged: they read the
-    live model value. Integer buffers (BatchNorm's ``num_batches_tracked``) follow the model.
+    live model value. ``filter_no_grad`` (ppdet develop's ``ema_filter_no_grad``) black-lists the
+    frozen tensors too: parameters with ``requires_grad`` False and the affine ``weight``/``bias``
+    of ``FrozenBatchNorm2d`` (parameters with ``stop_gradient`` in Paddle); running statistics are
+    still averaged, as Paddle's. Integer buffers (``num_batches_tracked``) follow the model.
     ``snapshot()`` is ppdet's ``apply()``: it also counts snapshot epochs and, every
     ``cycle_epoch`` of them, restarts the average.
 
@@ -25,7 +40,8 @@ class ModelEMA:
         model: the bare model (not the DDP wrapper), already on its device.
     """
 
-    def __init__(self, model, decay=0.9998, decay_type="threshold", cycle_epoch=-1, black_list=None):
+    def __init__(self, model, decay=0.9998, decay_type="threshold", cycle_epoch=-1, black_list=None,
+                 filter_no_grad=False):
         if decay_type not in ("threshold", "exponential", "normal"):
             raise ValueError(f"ema_decay_type must be threshold, exponential or normal, got {decay_type!r}")
         self.model = model
@@ -34,6 +50,8 @@ class ModelEMA:
         self.cycle_epoch = cycle_epoch
         keys = model.state_dict().keys()
         self.black_list = {k for k in keys for pattern in (black_list or ()) if pattern in k}
+        if filter_no_grad:
+            self.black_list |= _frozen_tensor_names(model)
         self.step = 0
         self.epoch = 0
         self.last_decay = None

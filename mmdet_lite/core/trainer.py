@@ -54,8 +54,8 @@ class Trainer:
     world_size)``, and the fields ``max_epoch``, ``print_interval``, ``eval_interval``, ``seed``,
     ``exp_name``, ``save_dir``, ``train_batch_size``, ``eval_batch_size``; optionally
     ``snapshot_epoch``, ``use_ema``, ``ema_decay``, ``ema_decay_type``, ``ema_cycle_epoch``,
-    ``ema_black_list``, ``clip_grad_norm``, ``find_unused_parameters``, ``sync_bn``,
-    ``data_num_workers``.
+    ``ema_black_list``, ``ema_filter_no_grad``, ``clip_grad_norm``, ``find_unused_parameters``,
+    ``sync_bn``, ``data_num_workers``.
 
     Checkpoints (``<save_dir>/latest_ckpt.pth`` every epoch, ``best_ckpt.pth`` by AP,
     ``epoch_<N>.pth`` every ``snapshot_epoch``) hold ``model`` (the weights to use: EMA-averaged
@@ -140,7 +140,8 @@ class Trainer:
             self.ema = ModelEMA(self.raw_model, decay=getattr(self.exp, "ema_decay", 0.9998),
                                 decay_type=getattr(self.exp, "ema_decay_type", "threshold"),
                                 cycle_epoch=getattr(self.exp, "ema_cycle_epoch", -1),
-                                black_list=getattr(self.exp, "ema_black_list", None))
+                                black_list=getattr(self.exp, "ema_black_list", None),
+                                filter_no_grad=getattr(self.exp, "ema_filter_no_grad", False))
         # ppdet's paddle.amp.GradScaler(init_loss_scaling=1024); the other defaults equal torch's.
         self.scaler = torch.amp.GradScaler(self.device.type, init_scale=1024.0, enabled=self.fp16)
         rng = self._resume(ckpt, ckpt_path) if resume else None

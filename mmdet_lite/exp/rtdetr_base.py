@@ -78,6 +78,7 @@ class RTDETRExp(BaseExp):
         self.use_ema = True
         self.ema_decay = 0.9999
         self.ema_decay_type = "exponential"
+        self.ema_filter_no_grad = True
         self.sync_bn = True  # norm_type: sync_bn (multi-GPU only)
         self.snapshot_epoch = 1
         self.eval_interval = 1

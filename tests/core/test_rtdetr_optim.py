@@ -13,6 +13,7 @@ from mmdet_lite.core.ema import ModelEMA
 from mmdet_lite.core.optim import build_learning_rate
 from mmdet_lite.exp import get_exp
 from mmdet_lite.exp.rtdetr_train import adamw_param_groups, build_optimizer
+from mmdet_lite.models.layers import FrozenBatchNorm2d
 
 LR_REFERENCE = REPO_ROOT / "tests/reference/paddle_lr_schedule.py"
 ADAMW_REFERENCE = REPO_ROOT / "tests/reference/paddle_adamw_ema.py"
@@ -208,3 +209,37 @@ def test_adamw_clip_and_exponential_ema_match_ppdet(references):
     # Control: exempting the norms and the embedding from AdamW's decay is visibly off.
     wrong, _ = _train_like_reference(ref, no_weight_decay=[r"^(bn|norm|embed)\."])
     assert (wrong.norm.weight - paddle_state(ref, last)["norm.weight"]).abs().max() > 1e-4
+
+
+def test_ema_filter_no_grad_keeps_frozen_tensors_live():
+    """ppdet develop's ``ema_filter_no_grad``: parameters that do not train (and a frozen norm's
+    affine) read the live value; trainable weights and running statistics are averaged."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), FrozenBatchNorm2d(4), nn.Conv2d(4, 4, 1))
+    model[0].requires_grad_(False)
+    with torch.no_grad():
+        for tensor in model[1].buffers():
+            tensor.uniform_(0.5, 1.5)
+    filtered = ModelEMA(model, decay=0.9999, decay_type="exponential", filter_no_grad=True)
+    plain = ModelEMA(model, decay=0.9999, decay_type="exponential")
+    filtered.update(), plain.update()
+    live, averaged, unfiltered = model.state_dict(), filtered.averaged(), plain.averaged()
+    frozen = ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert filtered.black_list == set(frozen)
+    for name in frozen:  # one exponential update leaves (1 - 5e-4) x value unless filtered
+        assert torch.equal(averaged[name], live[name]), name
+        assert not torch.allclose(unfiltered[name], live[name], rtol=1e-4, atol=0), name
+    for name in ["1.running_mean", "1.running_var", "2.weight"]:
+        assert torch.equal(averaged[name], unfiltered[name]), name
+        assert not torch.allclose(averaged[name], live[name], rtol=1e-4, atol=0), name
+
+
+def test_rtdetr_trainer_filters_the_frozen_backbone_from_the_ema():
+    exp = get_exp(str(REPO_ROOT / "exps/rtdetr/rtdetr_r50vd_6x_coco.py"))
+    model = exp.get_model()
+    ema = ModelEMA(model, exp.ema_decay, exp.ema_decay_type, filter_no_grad=exp.ema_filter_no_grad)
+    assert exp.ema_filter_no_grad
+    assert "backbone.conv1.conv1_1.conv.weight" in ema.black_list  # freeze_at 0: the stem
+    assert "backbone.res2.0.branch2a.bn.weight" in ema.black_list  # freeze_norm
+    assert "backbone.res2.0.branch2a.bn.running_mean" not in ema.black_list
+    assert not any(k.startswith(("encoder.", "decoder.")) for k in ema.black_list)

@@ -148,10 +148,7 @@ def exp_view(exp):
                          **FIXED["DETRPostProcess"]},
         "epoch": exp.max_epoch, "snapshot_epoch": exp.snapshot_epoch, "log_iter": exp.print_interval,
         "use_ema": exp.use_ema, "ema_decay": exp.ema_decay, "ema_decay_type": exp.ema_decay_type,
-        # ema_filter_no_grad: frozen tensors are averaged too, which with the exponential decay
-        # (no bias correction, decay ~ (t + 1) / 2000 at first) equals them to float32 precision
-        # after 3 updates; the test of the EMA (tests/core/test_rtdetr_optim.py) checks it.
-        "ema_filter_no_grad": True,
+        "ema_filter_no_grad": exp.ema_filter_no_grad,
         "eval_size": list(exp.test_size), "num_classes": exp.num_classes,
         "norm_type": "sync_bn" if exp.sync_bn else "bn",
         "find_unused_parameters": exp.find_unused_parameters, "worker_num": exp.data_num_workers,
