@@ -47,6 +47,14 @@ def eval_collate(samples, pad_to_stride=32):
     )
 
 
+def _init_eval_worker(worker_id):
+    """Single-threaded OpenCV in loader workers: with several processes and workers per machine,
+    cv2's own thread pool in every worker only oversubscribes the cores."""
+    import cv2
+
+    cv2.setNumThreads(0)
+
+
 def build_eval_loader(dataset, batch_size, num_workers, rank=0, world_size=1, pad_to_stride=32):
     """A ``DataLoader`` over this rank's shard ``indices[rank::world_size]`` of ``dataset``.
 
@@ -62,4 +70,5 @@ def build_eval_loader(dataset, batch_size, num_workers, rank=0, world_size=1, pa
         collate_fn=functools.partial(eval_collate, pad_to_stride=pad_to_stride),
         pin_memory=torch.cuda.is_available(),
         drop_last=False,
+        worker_init_fn=_init_eval_worker,
     )

@@ -1,6 +1,8 @@
 """The launcher: a direct call for one process, gloo processes on CPU, errors from children."""
 import json
+import multiprocessing as mp
 import os
+import sys
 
 import pytest
 
@@ -15,7 +17,7 @@ def _gather_worker(out_dir):
     dist.synchronize()
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(dict(world=dist.get_world_size(), local=dist.get_local_rank(),
-                       gathered=gathered), f)
+                       gathered=gathered, start_method=mp.get_start_method()), f)
 
 
 def _failing_worker(rank_to_fail):
@@ -34,6 +36,10 @@ def test_two_cpu_processes_gather_then_user_error_surfaces(tmp_path):
         info = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert info["world"] == 2 and info["local"] == rank
         assert info["gathered"] == [{"rank": 0, "env": "0"}, {"rank": 1, "env": "1"}]
+        # data-loader workers fork as in one process (a spawned rank would spawn them: seconds
+        # of imports per worker and epoch)
+        assert info["start_method"] == ("fork" if sys.platform.startswith("linux") else
+                                        mp.get_start_method())
     with pytest.raises(UserError, match="^image file not found: missing.jpg$"):
         launch(_failing_worker, 2, device="cpu", args=(1,))
 
