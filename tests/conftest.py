@@ -1,6 +1,7 @@
 """Shared test fixtures: the repository root, the shared configs and the Paddle reference interpreter."""
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,15 @@ def run_paddle(script, *args, timeout=900):
     if proc.returncode != 0:
         pytest.fail(f"reference script {script} failed:\n{proc.stderr[-4000:]}")
     return proc.stdout
+
+
+def start_tool(tool, *args, cwd):
+    """``tools/<tool> args`` as a CPU-only, one-thread subprocess in ``cwd`` (``Popen``, text pipes)."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
+               PYTHONPATH=str(REPO_ROOT))
+    return subprocess.Popen([sys.executable, str(REPO_ROOT / "tools" / tool), *map(str, args)],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def run_paddle_npz(script, folder, arrays):

@@ -65,7 +65,7 @@ def _eval_worker(exp, args, batch_size):
     setup_logger(exp.save_dir, rank=rank, filename="eval_log.txt")
     start = time.perf_counter()
     evaluate_checkpoint(exp, args.ckpt, args.device, batch_size, args.workers, args.fp16,
-                        getattr(args, "fuse", False))
+                        args.fuse)
     if rank == 0:  # the evaluator has logged the summary (twelve lines, per-class AP, timings)
         print(f"Evaluation of {get_world_size()} process(es) took "
               f"{time.perf_counter() - start:.1f} s; detections written to "

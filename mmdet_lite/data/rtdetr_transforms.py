@@ -21,7 +21,8 @@ import torch
 from PIL import Image, ImageEnhance
 
 from mmdet_lite.data.train_loader import build_train_loader
-from mmdet_lite.data.train_transforms import BatchRandomResize, RandomCrop, RandomFlip, pad_gt
+from mmdet_lite.data.train_transforms import (BatchRandomResize, RandomCrop, RandomFlip,
+                                              draw_distortion, pad_gt)
 from mmdet_lite.utils.errors import UserError
 
 __all__ = ["PILRandomDistort", "RandomExpand", "RandomCropWithProb", "normalize_boxes_cxcywh",
@@ -51,21 +52,14 @@ class PILRandomDistort:
         self.random_apply, self.count = random_apply, int(count)
         self.random_channel, self.prob = random_channel, float(prob)
 
-    @staticmethod
-    def _delta(setting, rng):
-        low, high, prob = setting
-        if rng.uniform(0.0, 1.0) < prob:
-            return None
-        return rng.uniform(low, high)
-
     def _enhance(self, enhancer, setting):
         def apply(img, rng):
-            delta = self._delta(setting, rng)
+            delta = draw_distortion(setting, rng)
             return img if delta is None else enhancer(img).enhance(delta)
         return apply
 
     def _hue(self, img, rng):
-        delta = self._delta(self.hue, rng)
+        delta = draw_distortion(self.hue, rng)
         if delta is None:
             return img
         hsv = np.array(img.convert("HSV"))

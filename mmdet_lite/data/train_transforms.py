@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["INTERPOLATIONS", "SampleRandom", "RandomCrop", "RandomFlip", "RandomDistort",
+__all__ = ["INTERPOLATIONS", "SampleRandom", "RandomCrop", "RandomFlip", "RandomDistort", "draw_distortion",
            "BatchRandomResize", "pad_gt", "apply_color_transform", "picodet_sample_transforms"]
 
 INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_AREA, cv2.INTER_CUBIC,
@@ -158,6 +158,15 @@ class RandomFlip:
         return f"{type(self).__name__}(prob={self.prob})"
 
 
+def draw_distortion(setting, rng):
+    """ppdet's RandomDistort draw for one ``(low, high, prob)`` setting: ``None`` (skipped, with
+    probability ``prob``, as ppdet compares ``uniform < prob``) or ``uniform(low, high)``."""
+    low, high, prob = setting
+    if rng.uniform(0.0, 1.0) < prob:
+        return None
+    return rng.uniform(low, high)
+
+
 class RandomDistort:
     """ppdet ``RandomDistort`` as one affine colour transform ``rgb' = M @ rgb + v``.
 
@@ -182,29 +191,22 @@ class RandomDistort:
         self.random_channel = random_channel
         self.defer = defer
 
-    @staticmethod
-    def _draw(setting, rng):
-        low, high, prob = setting
-        if rng.uniform(0.0, 1.0) < prob:
-            return None
-        return rng.uniform(low, high)
-
     def _brightness(self, rng):
-        delta = self._draw(self.brightness, rng)
+        delta = draw_distortion(self.brightness, rng)
         return None if delta is None else (np.eye(3), np.full(3, delta))
 
     def _contrast(self, rng):
-        delta = self._draw(self.contrast, rng)
+        delta = draw_distortion(self.contrast, rng)
         return None if delta is None else (np.eye(3) * delta, np.zeros(3))
 
     def _saturation(self, rng):
-        delta = self._draw(self.saturation, rng)
+        delta = draw_distortion(self.saturation, rng)
         if delta is None:
             return None
         return np.eye(3) * delta + (1.0 - delta) * np.tile(_LUMA, (3, 1)), np.zeros(3)
 
     def _hue(self, rng):
-        delta = self._draw(self.hue, rng)
+        delta = draw_distortion(self.hue, rng)
         if delta is None:
             return None
         cos, sin = np.cos(delta * np.pi), np.sin(delta * np.pi)

@@ -12,13 +12,11 @@ import gzip
 import json
 import os
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_coco_detections
+from conftest import assert_same_coco_detections, start_tool
 from tiny_rtdetr import (EXP_FILE, NUM_CLASSES, REPO_ROOT, TOP, TSIZE, rtdetr_exp,
                          separated_model)
 
@@ -203,14 +201,6 @@ def test_demo_draws_rtdetr_detections(setup, capsys):
     assert [p.name for p in drawn] == [f"{i:06d}.jpg" for i in range(1, NUM_VAL + 1)]
 
 
-def _start(tool, *args, cwd):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
-               PYTHONPATH=str(REPO_ROOT))
-    return subprocess.Popen([sys.executable, str(REPO_ROOT / "tools" / tool), *map(str, args)],
-                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
 def _one_line_error(proc):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, err
@@ -230,8 +220,8 @@ def test_user_errors_are_one_line(setup, paddle_files):
                                        for k, v in r50.state_dict().items()}}, tmp / "r50vd.pth")
     common = ["-f", EXP_FILE, "--tsize", TSIZE, "--device", "cpu", *_data_opts(data_dir)]
     procs = {
-        "variant": _start("eval.py", "-c", other, *common, cwd=tmp),
-        "classes": _start("convert_weights.py", "-f", EXP_FILE, "-c", paddle_files["r18"],
+        "variant": start_tool("eval.py", "-c", other, *common, cwd=tmp),
+        "classes": start_tool("convert_weights.py", "-f", EXP_FILE, "-c", paddle_files["r18"],
                           "-oc", tmp / "nc.pth", "-nc", NUM_CLASSES, cwd=tmp),
     }
     line = _one_line_error(procs["variant"])

@@ -1,11 +1,11 @@
 """User mistakes on the command line: one line on stderr, exit code 2, never a traceback."""
 import os
 import pickle
-import subprocess
-import sys
 
 import pytest
-from tiny_picodet import EXP_FILE, NUM_CLASSES, REPO_ROOT, TSIZE, write_checkpoint
+
+from conftest import start_tool
+from tiny_picodet import EXP_FILE, NUM_CLASSES, TSIZE, write_checkpoint
 
 
 class _Payload:
@@ -14,14 +14,6 @@ class _Payload:
 
     def __reduce__(self):
         return (os.makedirs, (self.marker,))
-
-
-def _start(tool, *args, cwd):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
-               PYTHONPATH=str(REPO_ROOT))
-    return subprocess.Popen([sys.executable, str(REPO_ROOT / "tools" / tool), *map(str, args)],
-                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +35,7 @@ def runs(tmp_path_factory):
         "hostile": ("eval.py", *exp, "-c", hostile, *base),
         "unwritable": ("eval.py", *exp, "-c", ckpt, *base, "output_dir", tmp / "a_file" / "out"),
     }
-    procs = {name: _start(*cmd, cwd=tmp) for name, cmd in commands.items()}
+    procs = {name: start_tool(*cmd, cwd=tmp) for name, cmd in commands.items()}
     results = {}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=300)

@@ -1,7 +1,5 @@
 """The PicoDet detector: LCNet backbone, LCPAN/CSPPAN neck, PicoHeadV2 head."""
-import torch
-import torch.nn as nn
-
+from mmdet_lite.models.architectures.base import NormalizedInputDetector
 from mmdet_lite.models.backbones.lcnet import LCNet
 from mmdet_lite.models.heads.pico_head_v2 import PicoHeadV2
 from mmdet_lite.models.necks.csp_pan import CSPPAN
@@ -11,7 +9,7 @@ from mmdet_lite.utils.errors import UserError
 NECKS = {"LCPAN": LCPAN, "CSPPAN": CSPPAN}
 
 
-class PicoDet(nn.Module):
+class PicoDet(NormalizedInputDetector):
     """PicoDet detector on 0..255 RGB float images (N, 3, H, W).
 
     The input is normalised inside as ``(x / 255 - pixel_mean) / pixel_std`` (RGB, 0..1 scale;
@@ -30,17 +28,10 @@ class PicoDet(nn.Module):
 
     def __init__(self, backbone, neck, head, pixel_mean=(0.485, 0.456, 0.406),
                  pixel_std=(0.229, 0.224, 0.225)):
-        super().__init__()
+        super().__init__(pixel_mean, pixel_std)
         self.backbone = backbone
         self.neck = neck
         self.head = head
-        for name, value in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
-            self.register_buffer(name, torch.tensor(value, dtype=torch.float32).view(1, 3, 1, 1),
-                                 persistent=False)
-
-    def normalize(self, images):
-        """0..255 RGB (N, 3, H, W) -> normalised input, in Paddle's NormalizeImage order."""
-        return (images * (1.0 / 255.0) - self.pixel_mean) / self.pixel_std
 
     def forward_features(self, x):
         """Normalised input (N, 3, H, W) -> list of neck feature maps, one per head stride."""

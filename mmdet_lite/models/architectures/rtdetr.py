@@ -2,8 +2,8 @@
 import importlib
 
 import torch
-import torch.nn as nn
 
+from mmdet_lite.models.architectures.base import NormalizedInputDetector
 from mmdet_lite.models.post_process.detr_postprocess import DETRPostProcess, detr_topk
 from mmdet_lite.models.transformers.hybrid_encoder import HybridEncoder
 from mmdet_lite.models.transformers.position_encoding import size_tensor
@@ -33,7 +33,7 @@ def to_detr_targets(targets):
     return out
 
 
-class RTDETR(nn.Module):
+class RTDETR(NormalizedInputDetector):
     """RT-DETR on 0..255 RGB float images (N, 3, H, W), normalised inside as
     ``(x / 255 - pixel_mean) / pixel_std`` (RT-DETR's reader: mean 0, std 1; non-persistent
     buffers). H and W are multiples of the largest feature stride (32).
@@ -58,19 +58,12 @@ class RTDETR(nn.Module):
 
     def __init__(self, backbone, encoder, decoder, pixel_mean=(0.0, 0.0, 0.0),
                  pixel_std=(1.0, 1.0, 1.0), criterion=None, num_top_queries=300):
-        super().__init__()
+        super().__init__(pixel_mean, pixel_std)
         self.backbone = backbone
         self.encoder = encoder
         self.decoder = decoder
         self.criterion = criterion
         self.post_process = DETRPostProcess(num_top_queries, use_focal_loss=True)
-        for name, value in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
-            self.register_buffer(name, torch.tensor(value, dtype=torch.float32).view(1, 3, 1, 1),
-                                 persistent=False)
-
-    def normalize(self, images):
-        """0..255 RGB (N, 3, H, W) -> normalised input, in Paddle's NormalizeImage order."""
-        return (images * (1.0 / 255.0) - self.pixel_mean) / self.pixel_std
 
     def forward_features(self, x):
         """Normalised input (N, 3, H, W) -> the encoder's maps [(N, D, H/s, W/s)], s = 8, 16, 32."""
