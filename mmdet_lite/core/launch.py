@@ -99,7 +99,20 @@ def _worker(local_rank, main_func, args, backend, dist_url, world_size, num_devi
         _run_in_group(main_func, args, backend, dist_url, world_size, rank, local_rank, timeout)
     except UserError as err:
         errors.put(str(err))
-        sys.exit(2)
+        _exit_now(2)
+    _exit_now(0)
+
+
+def _exit_now(code):
+    """End a rank once its work is done and its process group destroyed, skipping interpreter
+    teardown: there, static destructors of torch.distributed's C++ threads sometimes abort the
+    process ("terminate called without an active exception", SIGABRT) after it finished."""
+    from loguru import logger
+
+    logger.remove()  # closes (flushes) the log files
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _run_in_group(main_func, args, backend, init_method, world_size, rank, local_rank, timeout):
