@@ -13,16 +13,29 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from mmdet_lite.data.mosaic_transforms import Mosaic
-from mmdet_lite.data.train_transforms import (BatchRandomResize, SampleRandom,
-                                              apply_color_transform, pad_gt,
-                                              picodet_sample_transforms)
+from mmdet_lite.data.collate import TrainCollate
+from mmdet_lite.data.geometric import BatchRandomResize
+from mmdet_lite.data.instances import segmentation_to_bitmap
+from mmdet_lite.data.mosaic import Mosaic
+from mmdet_lite.data.photometric import apply_color_transform
 from mmdet_lite.utils.errors import UserError
 
-__all__ = ["TrainDataset", "TrainBatchSampler", "TrainCollate", "TrainLoader", "batch_to_device",
+__all__ = ["SampleRandom", "TrainDataset", "TrainBatchSampler", "TrainLoader", "batch_to_device",
            "build_train_loader"]
 
 _SAMPLE_STREAM, _BATCH_STREAM, _SHUFFLE_STREAM = 0, 1, 2
+
+
+class SampleRandom(np.random.RandomState):
+    """A sample's random source: ``RandomState(seed)`` plus ``py``, a ``random.Random(seed)``.
+
+    ppdet seeded with ``np.random.seed(seed); random.seed(seed)`` draws the same numbers from its
+    two global generators as sample transforms draw from ``rng`` and ``rng.py``.
+    """
+
+    def __init__(self, seed):
+        super().__init__(seed)
+        self.py = random.Random(seed)
 
 
 def _derive_seed(*words):
@@ -35,25 +48,31 @@ class TrainDataset(Dataset):
 
     Like ppdet's training ``COCODataSet`` (``load_crowd=False``, ``allow_empty=False``), crowd
     instances are dropped and images left without boxes are skipped; ``drop_crowd=False`` keeps
-    crowd boxes as ordinary ground truth, ``allow_empty=True`` keeps box-less images.
+    crowd instances (flagged in ``is_crowd``), ``allow_empty=True`` keeps box-less images.
+    ``with_masks`` decodes each instance's ``segmentation`` (polygons or RLE) into a bitmap of
+    the image's size at load (ppdet's ``Poly2Mask``); the transforms carry the masks along.
 
     Item ``key``: ``(index, sample_seed, batch_seed[, epoch])`` (an int ``i``: ``(i, i, 0, 0)``).
     As ppdet's ``DetDataset``, while ``mosaic_epoch == 0 or epoch < mosaic_epoch`` (and a
     ``Mosaic`` is among the transforms) the item is five samples, its own and four drawn with
     ``rng.randint(len(self))``, until the ``Mosaic`` merges them (transforms before it run on each
-    of the five). Returns a sample dict: ``image`` (H, W, 3) uint8 RGB after the transforms,
-    ``boxes`` (n, 4) float32 x1y1x2y2 pixels, ``labels`` (n,) int64, ``image_id`` int,
-    ``batch_seed`` int and, with a deferred ``RandomDistort``, ``color_transform`` (3, 4) float32.
+    of the five). Returns a sample (``mmdet_lite.data.instances``) after the transforms:
+    ``image`` (H, W, 3) uint8 RGB, ``boxes`` (n, 4) float32 x1y1x2y2 pixels, ``labels`` (n,)
+    int64, ``is_crowd`` (n,) bool, ``masks`` (n, H, W) uint8 with ``with_masks``, ``image_id``,
+    ``batch_seed`` and, with a deferred ``RandomDistort``, ``color_transform`` (3, 4) float32.
 
     Args:
         dataset: provides ``len``, ``load_image(i)`` (BGR uint8) and ``get_annotation(i)`` (dict
-            with image_id, boxes, labels, is_crowd), e.g. ``COCODataset``.
+            with image_id, boxes, labels, is_crowd and, for ``with_masks``, segmentations),
+            e.g. ``COCODataset``.
         transforms: sample transforms called as ``t(sample, rng)`` with a ``SampleRandom``.
         mosaic_epoch: ppdet's ``TrainReader.mosaic_epoch``; -1 (ppdet's default): never.
     """
 
-    def __init__(self, dataset, transforms, drop_crowd=True, allow_empty=False, mosaic_epoch=-1):
+    def __init__(self, dataset, transforms, drop_crowd=True, allow_empty=False, mosaic_epoch=-1,
+                 with_masks=False):
         self.dataset = dataset
+        self.with_masks = with_masks
         self.transforms = list(transforms)
         self.drop_crowd = drop_crowd
         self.allow_empty = allow_empty
@@ -76,10 +95,17 @@ class TrainDataset(Dataset):
         ann = self.dataset.get_annotation(source_index)
         keep = self._instance_mask(ann)
         image = cv2.cvtColor(self.dataset.load_image(source_index), cv2.COLOR_BGR2RGB)
-        return dict(image=image,
-                    boxes=np.asarray(ann["boxes"], dtype=np.float32).reshape(-1, 4)[keep],
-                    labels=np.asarray(ann["labels"], dtype=np.int64).reshape(-1)[keep],
-                    image_id=int(ann["image_id"]))
+        crowd = np.asarray(ann.get("is_crowd", np.zeros(len(keep), bool)), bool).reshape(-1)
+        sample = dict(image=image,
+                      boxes=np.asarray(ann["boxes"], dtype=np.float32).reshape(-1, 4)[keep],
+                      labels=np.asarray(ann["labels"], dtype=np.int64).reshape(-1)[keep],
+                      is_crowd=crowd[keep], image_id=int(ann["image_id"]))
+        if self.with_masks:
+            height, width = image.shape[:2]
+            segms = [s for s, k in zip(ann["segmentations"], keep) if k]
+            sample["masks"] = np.stack([segmentation_to_bitmap(s, height, width) for s in segms]
+                                       ) if segms else np.zeros((0, height, width), np.uint8)
+        return sample
 
     def __getitem__(self, key):
         index, sample_seed, batch_seed, *rest = (key, key, 0) if np.isscalar(key) else key
@@ -153,35 +179,6 @@ class TrainBatchSampler(Sampler):
                     batch_seed, self.epoch) for p in batch_pos]
 
 
-class TrainCollate:
-    """Batch transforms (``BatchRandomResize`` then ``PadGT``) and stacking into tensors.
-
-    The batch's size and interpolation are drawn from ``RandomState(batch_seed)`` of the first
-    sample. Returns a dict: ``images`` uint8 (B, 3, S_h, S_w) RGB; ``gt_bboxes`` float32
-    (B, n, 4) in resized pixels; ``gt_labels`` int64 (B, n, 1); ``pad_gt_mask`` float32 (B, n, 1);
-    ``image_ids`` list[int]; and ``color_transforms`` float32 (B, 3, 4) when ``RandomDistort`` is
-    deferred (apply with ``apply_color_transform`` on the device).
-    """
-
-    def __init__(self, batch_resize):
-        self.batch_resize = batch_resize
-
-    def __call__(self, samples):
-        size, interp = self.batch_resize.draw(np.random.RandomState(samples[0]["batch_seed"]))
-        samples = self.batch_resize(samples, size, interp)
-        gt_bboxes, gt_labels, pad_gt_mask = pad_gt(samples)
-        images = np.stack([s["image"] for s in samples]).transpose(0, 3, 1, 2)
-        batch = dict(images=torch.from_numpy(np.ascontiguousarray(images)),
-                     gt_bboxes=torch.from_numpy(gt_bboxes), gt_labels=torch.from_numpy(gt_labels),
-                     pad_gt_mask=torch.from_numpy(pad_gt_mask),
-                     image_ids=[int(s["image_id"]) for s in samples])
-        if any("color_transform" in s for s in samples):
-            identity = np.eye(3, 4, dtype=np.float32)
-            batch["color_transforms"] = torch.from_numpy(
-                np.stack([s.get("color_transform", identity) for s in samples]))
-        return batch
-
-
 def batch_to_device(batch, device, memory_format=torch.contiguous_format):
     """A ``TrainCollate`` batch on ``device`` -> ``(images, targets)``: ``images`` float
     (B, 3, H, W) 0..255 in ``memory_format`` with the deferred colour transforms applied,
@@ -249,10 +246,11 @@ class TrainLoader:
 
 def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_size=1,
                        drop_last=True, target_sizes=(352, 384, 416, 448, 480), random_size=True,
-                       random_interp=True, keep_ratio=False, sample_transforms=None,
-                       drop_crowd=True, allow_empty=False, defer_distort=False, pin_memory=None,
-                       persistent_workers=False, collate_fn=None, mosaic_epoch=-1):
-    """PicoDet's TrainReader as a ``TrainLoader`` (other readers pass their own ``collate_fn``).
+                       random_interp=True, keep_ratio=False, sample_transforms=(),
+                       drop_crowd=True, allow_empty=False, pin_memory=None,
+                       persistent_workers=False, collate_fn=None, mosaic_epoch=-1,
+                       box_format="xyxy", with_masks=False):
+    """ppdet's TrainReader as a ``TrainLoader``: sample transforms, then ``TrainCollate``.
 
     Args:
         dataset: a ``COCODataset``-like dataset (see ``TrainDataset``) or a ``TrainDataset``.
@@ -260,18 +258,18 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
         seed: base seed of every random draw; ``rank``/``world_size`` shard the epoch.
         target_sizes, random_size, random_interp, keep_ratio: ``BatchRandomResize`` settings of
             the default ``TrainCollate`` (unused with ``collate_fn``).
-        sample_transforms: default ``picodet_sample_transforms(defer_distort)``.
+        sample_transforms: per-sample transforms (``mmdet_lite.data.build``), in order.
         drop_crowd, allow_empty: ground-truth filtering (ppdet: True, False).
         mosaic_epoch: epochs with five-sample items for ``Mosaic`` (see ``TrainDataset``).
-        defer_distort: leave colour distortion to the device (``color_transforms`` in the batch).
+        box_format: ``TrainCollate``'s ``gt_bboxes`` format (``xyxy`` pixels, ``cxcywh`` DETR).
+        with_masks: load instance masks (``gt_masks`` in the batches).
         pin_memory: default ``torch.cuda.is_available()``.
-        collate_fn: the batch transforms, called on a list of samples that share ``batch_seed``
-            (e.g. ``rtdetr_transforms.DETRTrainCollate``); default PicoDet's ``TrainCollate``.
+        collate_fn: the batch transforms, called on a list of samples that share ``batch_seed``;
+            default ``TrainCollate``.
     """
     if not isinstance(dataset, TrainDataset):
-        if sample_transforms is None:
-            sample_transforms = picodet_sample_transforms(defer_distort)
-        dataset = TrainDataset(dataset, sample_transforms, drop_crowd, allow_empty, mosaic_epoch)
+        dataset = TrainDataset(dataset, list(sample_transforms or ()), drop_crowd, allow_empty,
+                               mosaic_epoch, with_masks)
     if len(dataset) == 0:
         raise UserError("the training set has no image with ground-truth boxes "
                         "(crowd boxes are ignored): check train_ann")
@@ -283,7 +281,7 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
     worker_init = _WorkerInit(seed, rank)
     if collate_fn is None:
         collate_fn = TrainCollate(BatchRandomResize(target_sizes, random_size, random_interp,
-                                                    keep_ratio))
+                                                    keep_ratio), box_format)
     dataloader = DataLoader(
         dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_fn,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,

@@ -68,6 +68,9 @@ class BaseExp:
         self.print_interval = 20
         self.eval_interval = 10
         self.seed = None
+        self.train_transforms = {}  # ppdet's sample_transforms after Decode: {name: kwargs}
+        self.train_sizes = [640]  # BatchRandomResize target sizes (random per batch)
+        self.mosaic_epoch = -1  # ppdet's TrainReader.mosaic_epoch: -1 never stops Mosaic
 
     # ------------------------------------------------------------------ fields
     def fields(self):
@@ -109,19 +112,62 @@ class BaseExp:
             return _rebuild_exp, (exp_file, type(self).__qualname__, dict(vars(self)))
         return copyreg.__newobj__, (type(self),), dict(vars(self))
 
+    # ------------------------------------------------------------------ family constants
+    train_box_format = "xyxy"
+    """``gt_bboxes`` of the training batches: ``xyxy`` pixels or ``cxcywh`` normalised (DETR)."""
+    train_with_masks = False
+    """Whether the training batches carry instance masks (``gt_masks``)."""
+    transform_aliases = ()
+    """``(config name, registered name)`` pairs: the family's ppdet version of a transform."""
+
     # ------------------------------------------------------------------ builders
     def get_model(self):
         """The detector (``nn.Module``) described by this exp."""
-        raise NotImplementedError
-
-    def get_test_transform(self):
-        """Callable BGR uint8 (H, W, 3) -> (uint8 (3, h, w), float32 scale factor (2,))."""
         raise NotImplementedError
 
     @property
     def convert_rules(self):
         """The family's rule table for ``mmdet_lite.convert`` (Paddle name -> our name)."""
         raise NotImplementedError
+
+    def sample_transforms(self):
+        """``train_transforms`` as transform objects (``mmdet_lite.data.build``), in order."""
+        from mmdet_lite.data.build import build_sample_transforms
+
+        return build_sample_transforms(self.train_transforms, self.exp_name,
+                                       dict(self.transform_aliases))
+
+    def get_train_dataset(self):
+        """The COCO-format training set (``train_ann`` / ``train_image_folder``)."""
+        from mmdet_lite.data.coco import COCODataset
+
+        dataset = COCODataset(self.data_dir, self.train_ann, self.train_image_folder)
+        dataset.check_num_classes(self.num_classes)
+        return dataset
+
+    def get_train_loader(self, batch_size, num_workers, rank=0, world_size=1, seed=0):
+        """The family's TrainReader over the training set; ``batch_size`` is per process.
+
+        Batches (``mmdet_lite.data.collate.TrainCollate``): ``images`` uint8 (B, 3, S_h, S_w) RGB,
+        ``gt_bboxes`` (B, n, 4) in ``train_box_format``, ``gt_labels`` (B, n, 1),
+        ``pad_gt_mask`` (B, n, 1), ``gt_masks`` (B, n, S_h, S_w) with ``train_with_masks``,
+        ``image_ids``.
+        """
+        from mmdet_lite.data.train_loader import build_train_loader
+
+        return build_train_loader(self.get_train_dataset(), batch_size, num_workers, seed,
+                                  rank=rank, world_size=world_size, target_sizes=self.train_sizes,
+                                  sample_transforms=self.sample_transforms(),
+                                  mosaic_epoch=self.mosaic_epoch,
+                                  box_format=self.train_box_format,
+                                  with_masks=self.train_with_masks)
+
+    def get_test_transform(self):
+        """Callable BGR uint8 (H, W, 3) -> (uint8 (3, h, w), float32 scale factor (2,)): the
+        resize of ppdet's EvalReader to ``test_size``."""
+        from mmdet_lite.data.geometric import TestTransform
+
+        return TestTransform(tuple(self.test_size))
 
     def get_eval_dataset(self, image_folder=None, ann=None):
         """COCO-format evaluation set (``val_ann`` / ``val_image_folder`` unless given)."""

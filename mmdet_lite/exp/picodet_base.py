@@ -1,8 +1,6 @@
 """PP-PicoDet family base exp (LCNet + LCPAN/CSPPAN + PicoHeadV2)."""
 import copy
 
-from mmdet_lite.utils.errors import UserError
-
 from .base_exp import BaseExp
 
 __all__ = ["PicoDetExp"]
@@ -118,47 +116,6 @@ class PicoDetExp(BaseExp):
         from .picodet_train import build_lr_scheduler
 
         return build_lr_scheduler(self, iters_per_epoch, batch_size)
-
-    def get_train_loader(self, batch_size, num_workers, rank=0, world_size=1, seed=0):
-        """PicoDet's TrainReader over ``train_ann``; ``batch_size`` is per process."""
-        from mmdet_lite.data.coco import COCODataset
-        from mmdet_lite.data.train_loader import build_train_loader
-
-        transforms = self.sample_transforms()
-        dataset = COCODataset(self.data_dir, self.train_ann, self.train_image_folder)
-        dataset.check_num_classes(self.num_classes)
-        return build_train_loader(dataset, batch_size, num_workers, seed, rank=rank,
-                                  world_size=world_size, target_sizes=self.train_sizes,
-                                  sample_transforms=transforms,
-                                  mosaic_epoch=getattr(self, "mosaic_epoch", -1))
-
-    def sample_transforms(self):
-        """``train_transforms`` (ppdet's ``sample_transforms`` after ``Decode``, in order, with
-        their arguments) as transform objects; ``None`` or ``{}``: none. ``Mosaic`` merges five
-        samples while ``epoch < mosaic_epoch`` (an optional field, ppdet's
-        ``TrainReader.mosaic_epoch``; absent: never, as in ppdet)."""
-        from mmdet_lite.data.mosaic_transforms import AugmentHSV, Mosaic
-        from mmdet_lite.data.train_transforms import RandomCrop, RandomDistort, RandomFlip
-
-        known = {"RandomCrop": RandomCrop, "RandomFlip": RandomFlip, "RandomDistort": RandomDistort,
-                 "Mosaic": Mosaic, "AugmentHSV": AugmentHSV}
-        config = self.train_transforms or {}
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise UserError(f"{self.exp_name}: unknown train_transforms {unknown}; known: "
-                            f"{', '.join(known)}")
-        transforms = []
-        for name, kwargs in config.items():
-            try:
-                transforms.append(known[name](**(kwargs or {})))
-            except TypeError as err:
-                raise UserError(f"{self.exp_name}: train_transforms.{name}: {err}") from None
-        return transforms
-
-    def get_test_transform(self):
-        from mmdet_lite.data.transforms import TestTransform
-
-        return TestTransform(tuple(self.test_size))
 
     @property
     def convert_rules(self):

@@ -21,13 +21,17 @@ class RTDETRExp(BaseExp):
     (DETRPostProcess). Fixed by the family: focal-style classification (``use_focal_loss``), the
     encoder/decoder ``eval_size`` (= ``test_size``, derived).
 
-    Data: ``train_transforms`` are ppdet's ``sample_transforms`` after ``Decode`` (see
-    ``mmdet_lite.data.rtdetr_transforms``); ``train_sizes`` the BatchRandomResize sizes.
+    Data: ``train_transforms`` are ppdet develop's ``sample_transforms`` after ``Decode`` (its
+    ``RandomDistort`` is ``PILRandomDistort``); ``train_sizes`` the BatchRandomResize sizes;
+    boxes reach the loss as normalised cxcywh (``NormalizeBox`` + ``BboxXYXY2XYWH``).
     Schedule: ``base_lr`` is Paddle's LR for the total batch ``train_batch_size *
     ref_num_devices`` (4 x 4 GPUs), scaled linearly by the trainer; ``lr_decay`` / ``warmup``
     mirror ``LearningRate.schedulers``; AdamW with ``weight_decay`` on every trainable parameter
     except names matching ``no_weight_decay`` regexes (Paddle: none); ``clip_grad_norm`` global.
     """
+
+    train_box_format = "cxcywh"
+    transform_aliases = (("RandomDistort", "PILRandomDistort"),)
 
     def __init__(self):
         super().__init__()
@@ -117,27 +121,6 @@ class RTDETRExp(BaseExp):
         from .rtdetr_train import build_lr_scheduler
 
         return build_lr_scheduler(self, iters_per_epoch, batch_size)
-
-    def get_train_loader(self, batch_size, num_workers, rank=0, world_size=1, seed=0):
-        """RT-DETR's TrainReader over ``train_ann``; ``batch_size`` is per process. Batches:
-        ``images`` uint8 (B, 3, S, S) RGB, ``gt_bboxes`` (B, n, 4) normalised cxcywh,
-        ``gt_labels`` (B, n, 1), ``pad_gt_mask`` (B, n, 1), ``image_ids``
-        (``mmdet_lite.data.rtdetr_transforms.DETRTrainCollate``)."""
-        from mmdet_lite.data.coco import COCODataset
-        from mmdet_lite.data.rtdetr_transforms import build_detr_train_loader, rtdetr_sample_transforms
-
-        transforms = rtdetr_sample_transforms(self.train_transforms,
-                                              f"{self.exp_name}: train_transforms")
-        dataset = COCODataset(self.data_dir, self.train_ann, self.train_image_folder)
-        dataset.check_num_classes(self.num_classes)
-        return build_detr_train_loader(dataset, batch_size, num_workers, seed, transforms,
-                                       rank=rank, world_size=world_size,
-                                       target_sizes=self.train_sizes)
-
-    def get_test_transform(self):
-        from mmdet_lite.data.transforms import TestTransform
-
-        return TestTransform(tuple(self.test_size))
 
     @property
     def convert_rules(self):

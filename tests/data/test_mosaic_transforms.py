@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, run_paddle_npz
-from mmdet_lite.data.mosaic_transforms import AugmentHSV, Mosaic, _hsv_to_rgb
+from mmdet_lite.data.geometric import RandomFlip
+from mmdet_lite.data.mosaic import Mosaic
+from mmdet_lite.data.photometric import AugmentHSV, _hsv_to_rgb
 from mmdet_lite.data.synthetic import make_shapes_dataset
 from mmdet_lite.data.train_loader import TrainDataset, build_train_loader
-from mmdet_lite.data.train_transforms import RandomFlip
 from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import read_checkpoint
 from test_rtdetr_pipeline import make_image

@@ -12,17 +12,20 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance
 
-from mmdet_lite.data.rtdetr_transforms import (RTDETR_TRAIN_SIZES, DETRTrainCollate,
-                                               PILRandomDistort, RandomCropWithProb, RandomExpand,
-                                               normalize_boxes_cxcywh, rtdetr_sample_transforms)
-from mmdet_lite.data.train_transforms import BatchRandomResize, RandomFlip
+from mmdet_lite.data.build import build_sample_transforms
+from mmdet_lite.data.collate import TrainCollate
+from mmdet_lite.data.geometric import BatchRandomResize, RandomCrop, RandomExpand, RandomFlip
+from mmdet_lite.data.photometric import PILRandomDistort
+from mmdet_lite.data.targets import normalize_boxes_cxcywh
 from mmdet_lite.exp import get_exp
+from mmdet_lite.exp.rtdetr_base import RTDETRExp
 from mmdet_lite.utils.errors import UserError
 from conftest import REPO_ROOT, run_paddle
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_rtdetr_transforms.py"
 SEEDS = list(range(12))  # covers all five interpolations
 FILL = [123.675, 116.28, 103.53]
+RTDETR_TRAIN_SIZES = RTDETRExp().train_sizes  # rtdetr_reader.yml's BatchRandomResize sizes
 
 
 def make_image(h, w, seed):
@@ -51,7 +54,7 @@ def paddle_ref(tmp_path_factory):
 
 
 def test_sample_and_batch_operators_match_ppdet(paddle_ref):
-    sample_ops = [("expand", RandomExpand(fill_value=FILL)), ("crop", RandomCropWithProb(prob=1.0)),
+    sample_ops = [("expand", RandomExpand(fill_value=FILL)), ("crop", RandomCrop(prob=1.0)),
                   ("flip", RandomFlip())]
     resize = BatchRandomResize(RTDETR_TRAIN_SIZES, random_interp=True)
     seen = {"expand": 0, "crop": 0, "flip": 0}
@@ -76,7 +79,7 @@ def test_sample_and_batch_operators_match_ppdet(paddle_ref):
             interps.add(interp)
             assert (size, interp) == ((int(paddle_ref[f"{case}/size"]),) * 2,
                                       int(paddle_ref[f"{case}/interp"]))
-            batch = DETRTrainCollate(resize)([dict(sample, batch_seed=seed + 1000)])
+            batch = TrainCollate(resize, box_format="cxcywh")([dict(sample, batch_seed=seed + 1000)])
             ours = batch["images"][0].permute(1, 2, 0).numpy().astype(np.int16)
             diff = np.abs(ours - paddle_ref[f"{case}/final/image"].astype(np.int16))
             assert diff.max() <= 1 and diff.mean() < 0.1, (case, interp, diff.max(), diff.mean())
@@ -160,15 +163,15 @@ def test_expand_rounds_the_fill_and_shifts_boxes():
 
 def test_sample_transforms_from_the_exp_config():
     exp = get_exp(REPO_ROOT / "exps/rtdetr/rtdetr_r50vd_6x_coco.py")
-    transforms = rtdetr_sample_transforms(exp.train_transforms)
+    transforms = exp.sample_transforms()
     assert [type(t).__name__ for t in transforms] == ["PILRandomDistort", "RandomExpand",
-                                                      "RandomCropWithProb", "RandomFlip"]
+                                                      "RandomCrop", "RandomFlip"]
     assert transforms[0].prob == 0.8 and transforms[2].prob == 0.8 and transforms[3].prob == 0.5
     assert transforms[1].fill_value == tuple(FILL)
-    with pytest.raises(UserError, match=r"Mosaic"):
-        rtdetr_sample_transforms({"Mosaic": {}})
-    with pytest.raises(UserError, match=r"RandomExpand"):
-        rtdetr_sample_transforms({"RandomExpand": {"ratio": 1.0}})
+    with pytest.raises(UserError, match=r"GridMask' is not known"):
+        build_sample_transforms({"GridMask": {}})
+    with pytest.raises(UserError, match=r"train_transforms RandomExpand: .*ratio must be larger"):
+        build_sample_transforms({"RandomExpand": {"ratio": 1.0}})
 
 
 # ---------------------------------------------------------------------------- the loader

@@ -11,9 +11,9 @@ from conftest import run_paddle
 from mmdet_lite.data.coco import COCODataset
 from mmdet_lite.data.synthetic import make_shapes_dataset
 from mmdet_lite.data.train_loader import TrainDataset, build_train_loader
-from mmdet_lite.data.train_transforms import (BatchRandomResize, RandomCrop, RandomDistort,
-                                              RandomFlip, apply_color_transform, pad_gt,
-                                              picodet_sample_transforms)
+from mmdet_lite.data.geometric import BatchRandomResize, RandomCrop, RandomFlip
+from mmdet_lite.data.photometric import RandomDistort, apply_color_transform
+from mmdet_lite.data.targets import pad_gt
 from mmdet_lite.utils.errors import UserError
 
 NUM_SAMPLES = 64
@@ -82,11 +82,16 @@ def paddle_reference(tmp_path_factory):
     return (image, boxes, labels), dict(np.load(root / "out.npz"))
 
 
+def picodet_transforms(defer=False):
+    """PicoDet's TrainReader sample transforms (picodet_416_reader.yml)."""
+    return [RandomCrop(), RandomFlip(prob=0.5), RandomDistort(defer=defer)]
+
+
 def _our_sample(image, boxes, labels, seed, defer):
     sample = dict(image=image.copy(), boxes=boxes.copy(), labels=labels.astype(np.int64),
                   image_id=1)
     rng = np.random.RandomState(seed)
-    for op in (RandomCrop(), RandomFlip(0.5), RandomDistort(defer=defer)):
+    for op in picodet_transforms(defer):
         sample = op(sample, rng)
     return sample
 
@@ -128,7 +133,8 @@ def test_batch_transforms_match_ppdet(paddle_reference):
         batch[1]["boxes"], batch[1]["labels"] = batch[1]["boxes"][:1], batch[1]["labels"][:1]
         size, interp = resize.draw(np.random.RandomState(10000 + j))
         batch = resize(batch, size, interp)
-        gt_bboxes, gt_labels, mask = pad_gt(batch)
+        padded = pad_gt(batch)
+        gt_bboxes, gt_labels, mask = (padded[k] for k in ("gt_bboxes", "gt_labels", "pad_gt_mask"))
         for k, sample in enumerate(batch):
             ref_image = ref[f"b{j}_{k}_image"]
             assert sample["image"].shape == ref_image.shape and sample["image"].dtype == np.uint8
@@ -184,7 +190,7 @@ def test_boxes_follow_the_white_rectangle(tmp_path):
     dataset = _write_coco(tmp_path, [_rect_image(120, 160, b) for b in boxes])
     sizes = (64, 96, 128)
     loader = build_train_loader(dataset, batch_size=2, num_workers=0, seed=5, target_sizes=sizes,
-                                defer_distort=True)
+                                sample_transforms=picodet_transforms(defer=True))
     checked = 0
     for epoch in range(8):
         loader.set_epoch(epoch)
@@ -210,7 +216,8 @@ def test_deterministic_and_worker_independent(tmp_path):
 
     def epoch_batches(num_workers, epoch, start_batch=0, **kw):
         loader = build_train_loader(dataset, batch_size=3, num_workers=num_workers, seed=11,
-                                    target_sizes=(64, 96, 128), **kw)
+                                    target_sizes=(64, 96, 128),
+                                    sample_transforms=picodet_transforms(), **kw)
         loader.set_epoch(epoch, start_batch)
         return list(loader)
 
@@ -253,7 +260,8 @@ def test_empty_and_crowd_ground_truth(tmp_path):
     assert len(with_crowd) == 2 and len(with_crowd[0]["boxes"]) == 2
 
     loader = build_train_loader(dataset, batch_size=3, num_workers=0, seed=0,
-                                target_sizes=(64,), allow_empty=True)
+                                target_sizes=(64,), allow_empty=True,
+                                sample_transforms=picodet_transforms())
     loader.set_epoch(0)
     (batch,) = list(loader)
     assert batch["gt_bboxes"].shape == (3, 1, 4) and batch["gt_labels"].dtype == torch.int64
@@ -261,7 +269,7 @@ def test_empty_and_crowd_ground_truth(tmp_path):
     assert masks == {1: [0.0], 2: [1.0], 3: [0.0]}
 
     empty_only = TrainDataset(_write_coco(tmp_path / "e", [(blank, []), (blank, [])]),
-                              picodet_sample_transforms(), allow_empty=True)
+                              picodet_transforms(), allow_empty=True)
     batch = list(build_train_loader(empty_only, batch_size=2, num_workers=0, seed=0,
                                     target_sizes=(64, 96)))[0]
     assert batch["gt_bboxes"].shape == (2, 0, 4) and batch["pad_gt_mask"].shape == (2, 0, 1)

@@ -3,7 +3,7 @@ import numpy as np
 
 from conftest import REPO_ROOT, run_paddle
 from mmdet_lite.data.image_io import read_image
-from mmdet_lite.data.transforms import TestTransform
+from mmdet_lite.data.geometric import TestTransform
 from sample_files import sample_images  # noqa: F401 (fixture)
 
 _KINDS = ("jpeg", "png", "gray", "rgba", "palette", "png16", "exif", "gray_jpeg")

@@ -8,7 +8,7 @@ from tiny_picodet import (EXP_FILE, NUM_CLASSES, TSIZE, make_dataset, separated_
 
 from mmdet_lite.core.cli_args import export_parser, parse_args
 from mmdet_lite.data.image_io import read_image
-from mmdet_lite.data.transforms import TestTransform
+from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.exporting.cli import run_export
 from mmdet_lite.exporting.onnx_export import run_onnx
 from mmdet_lite.utils.errors import UserError

@@ -1,24 +1,25 @@
-"""Mosaic/MixUp and HSV augmentation: ppdet 2.6.0's ``Mosaic`` and ``AugmentHSV`` on uint8 samples.
-
-Samples are the dicts of ``mmdet_lite.data.train_transforms`` (``image`` (H, W, 3) uint8,
-``boxes`` (n, 4) float32 x1y1x2y2 pixels, ``labels`` (n,) int64). ppdet draws these operators'
-numbers partly from numpy's global RNG and partly from Python's ``random``; here they come from a
-``SampleRandom`` (a ``RandomState`` whose ``py`` is a ``random.Random`` of the same seed) in
-ppdet's order, so one seed gives ppdet's images and boxes bit for bit when ppdet runs after
-``np.random.seed(seed); random.seed(seed)``.
+"""Mosaic with MixUp: ppdet 2.6.0's ``Mosaic`` (YOLOX's MosaicDetection) on uint8 samples.
 
 ``Mosaic`` takes ppdet's five records (the dataset's own plus four drawn with ``randint``, see
 ``TrainDataset``'s ``mosaic_epoch``): four are tiled around a random centre of a 2x canvas, the
 canvas is warped by a random affine map to ``input_dim`` and the fifth image is blended in
-("MixUp as copy-paste"). The pixel arithmetic is ppdet's, in integers where ppdet's float result
-is an integer (the 50/50 blend, the HSV shifts).
+("MixUp as copy-paste"). ppdet draws these numbers from Python's ``random``; here they come from
+``rng.py`` of a ``SampleRandom`` in ppdet's order, so one seed gives ppdet's images and boxes bit
+for bit when ppdet runs after ``np.random.seed(seed); random.seed(seed)``. The pixel arithmetic is
+ppdet's, in integers where ppdet's float result is an integer (the 50/50 blend).
+
+Every instance field of the samples (``mmdet_lite.data.instances``) is carried: boxes as ppdet
+computes them, crowd flags, and masks, which go through the same tiling, warp and MixUp geometry
+(nearest-neighbour) as the pixels.
 """
 import math
 
 import cv2
 import numpy as np
 
-__all__ = ["Mosaic", "AugmentHSV"]
+from mmdet_lite.data import instances
+
+__all__ = ["Mosaic"]
 
 _FILL = 114  # ppdet's (YOLOX's) grey for the canvas and the warp's border
 
@@ -79,15 +80,16 @@ class Mosaic:
 
     ``__call__(samples, rng)`` with a list of 5 samples: with probability ``prob`` (one
     ``rng.uniform`` draw) returns one sample whose ``image`` is (input_dim[1], input_dim[0], 3)
-    uint8 and whose ``boxes`` (m, 4) float32 / ``labels`` (m,) int64 hold the boxes of the four
-    tiles (warped, clipped) and, with MixUp, of the fifth image; otherwise returns ``samples[0]``.
-    A single sample (a dict, as after ``mosaic_epoch``) is returned unchanged without any draw.
-    ``rng`` must be a ``SampleRandom``: the geometry is drawn from ``rng.py``.
+    uint8 and whose instances (``boxes`` (m, 4) float32, ``labels`` (m,) int64, ``is_crowd``,
+    ``masks`` (m, H, W) where all samples have them) are those of the four tiles (warped, clipped)
+    and, with MixUp, of the fifth image; otherwise returns ``samples[0]``. A single sample (a
+    dict, as after ``mosaic_epoch``) is returned unchanged without any draw. ``rng`` must be a
+    ``SampleRandom``: the geometry is drawn from ``rng.py``.
 
     As ppdet, boxes are never dropped (unless ``remove_outside_box``): boxes warped or cropped out
-    of the image stay as zero-width/height boxes on its border. ``input_dim`` is ``(h, w)`` for
-    the canvas but the warp's output size is ``(w, h) = input_dim`` (ppdet's quirk; the same for a
-    square ``input_dim``). Other per-instance keys (``is_crowd``) are not carried over.
+    of the image stay as zero-width/height boxes on its border (with empty masks). ``input_dim``
+    is ``(h, w)`` for the canvas but the warp's output size is ``(w, h) = input_dim`` (ppdet's
+    quirk; the same for a square ``input_dim``).
     """
 
     num_samples = 5
@@ -120,23 +122,35 @@ class Mosaic:
     def combine(self, samples, py_rng):
         """The mosaic of ``samples[:4]`` (+ MixUp of ``samples[4]``), drawing from ``py_rng``."""
         input_h, input_w = self.input_dim
+        with_masks = all("masks" in s for s in samples)
         yc = int(py_rng.uniform(0.5 * input_h, 1.5 * input_h))
         xc = int(py_rng.uniform(0.5 * input_w, 1.5 * input_w))
-        canvas, boxes, labels = self._tile(samples[:4], xc, yc)
-        image, boxes = self._affine(canvas, boxes, py_rng)
-        if self.enable_mixup and len(boxes) and py_rng.random() < self.mixup_prob:
-            image, mix_boxes, mix_labels = self._mixup(image, samples[4], py_rng)
-            boxes = np.concatenate([boxes, mix_boxes])
-            labels = np.concatenate([labels, mix_labels])
-        out = dict(samples[0], image=image, boxes=boxes.astype(np.float32, copy=False),
-                   labels=labels.astype(np.int64, copy=False))
-        out.pop("is_crowd", None)
+        canvas, tiled, mask_tiles = self._tile(samples[:4], xc, yc, with_masks)
+        image, tiled = self._affine(canvas, tiled, mask_tiles, py_rng)
+        parts = [tiled]
+        if self.enable_mixup and len(tiled["boxes"]) and py_rng.random() < self.mixup_prob:
+            image, mixed = self._mixup(image, samples[4], py_rng, with_masks)
+            parts.append(mixed)
+        out = {k: v for k, v in samples[0].items() if k not in instances.INSTANCE_FIELDS}
+        out.update(instances.concatenate(parts, image.shape[:2]), image=image)
+        out["boxes"] = out["boxes"].astype(np.float32, copy=False)
+        out["labels"] = out["labels"].astype(np.int64, copy=False)
         return out
 
-    def _tile(self, samples, xc, yc):
+    @staticmethod
+    def _instances(sample, boxes):
+        """The non-mask instance fields of ``sample`` with ``boxes`` in place of its own."""
+        fields = {k: sample[k] for k in instances.INSTANCE_FIELDS if k in sample and k != "masks"}
+        fields["labels"] = np.asarray(fields["labels"], dtype=np.int64).reshape(-1)
+        fields["boxes"] = boxes
+        return fields
+
+    def _tile(self, samples, xc, yc, with_masks):
+        """The 2x canvas, the instances on it and, per tile, ``(masks cut to what the canvas
+        shows, (dx, dy) shift from tile to canvas)``."""
         input_h, input_w = self.input_dim
         canvas = np.full((2 * input_h, 2 * input_w, 3), _FILL, dtype=np.uint8)
-        boxes, labels = [], []
+        parts, mask_tiles = [], []
         for k, sample in enumerate(samples):
             image = sample["image"]
             h0, w0 = image.shape[:2]
@@ -148,17 +162,26 @@ class Mosaic:
                                                                     input_w)
             canvas[y1:y2, x1:x2] = image[sy1:sy2, sx1:sx2]
             shift = np.array([x1 - sx1, y1 - sy1] * 2, dtype=np.float32)
-            boxes.append(sample["boxes"].astype(np.float32) * np.float32(ratio) + shift)
-            labels.append(np.asarray(sample["labels"], dtype=np.int64).reshape(-1))
-        boxes, labels = np.concatenate(boxes).reshape(-1, 4), np.concatenate(labels)
+            boxes = sample["boxes"].astype(np.float32) * np.float32(ratio) + shift
+            parts.append(self._instances(sample, boxes))
+            if with_masks:
+                masks = instances.resize_masks_to(sample["masks"], w, h)
+                shown = np.zeros_like(masks)
+                shown[:, sy1:sy2, sx1:sx2] = masks[:, sy1:sy2, sx1:sx2]
+                mask_tiles.append((shown, (x1 - sx1, y1 - sy1)))
+        tiled = instances.concatenate(parts, canvas.shape[:2])
+        boxes = tiled["boxes"]
         if self.remove_outside_box:
             keep = _inside(boxes, 2 * input_w, 2 * input_h)
-            return canvas, boxes[keep], labels[keep]
+            instances.select(tiled, keep)
+            tile_of = np.repeat(np.arange(len(parts)), [len(p["boxes"]) for p in parts])
+            mask_tiles = [(m[keep[tile_of == t]], shift) for t, (m, shift) in enumerate(mask_tiles)]
+            return canvas, tiled, mask_tiles
         boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, 2 * input_w)
         boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, 2 * input_h)
-        return canvas, boxes, labels
+        return canvas, tiled, mask_tiles
 
-    def _affine(self, canvas, boxes, py_rng):
+    def _affine(self, canvas, tiled, mask_tiles, py_rng):
         """Rotate+scale about the origin, shear, translate; warp corners, keep their bounds."""
         degree = py_rng.uniform(*self.degrees)
         scale = py_rng.uniform(*self.scale)
@@ -171,6 +194,7 @@ class Mosaic:
         out_w, out_h = self.input_dim  # ppdet passes input_dim as cv2's (width, height)
         matrix[:, 2] = translate * out_w, translate * out_h
         image = _warp_affine(canvas, matrix, (out_w, out_h), (_FILL,) * 3)
+        boxes = tiled["boxes"]
         n = len(boxes)
         if n:
             corners = np.ones((4 * n, 3))
@@ -179,10 +203,18 @@ class Mosaic:
             warped = np.concatenate([corners.min(1), corners.max(1)], 1)  # x1 y1 x2 y2
             warped[:, 0::2] = np.clip(warped[:, 0::2], 0, out_w)
             warped[:, 1::2] = np.clip(warped[:, 1::2], 0, out_h)
-            boxes = warped.astype(np.float32)
-        return image, boxes
+            tiled["boxes"] = warped.astype(np.float32)
+        if mask_tiles:
+            warped_masks = []
+            for masks, (dx, dy) in mask_tiles:
+                tile_matrix = matrix.copy()
+                tile_matrix[:, 2] += matrix[:, :2] @ np.array([dx, dy], dtype=np.float64)
+                warped_masks.append(instances.warp_affine_masks(masks, tile_matrix,
+                                                                (out_w, out_h)))
+            tiled["masks"] = np.concatenate(warped_masks)
+        return image, tiled
 
-    def _mixup(self, image, sample, py_rng):
+    def _mixup(self, image, sample, py_rng, with_masks):
         """Blend ``sample`` (letterboxed, jittered in scale, maybe flipped, randomly cropped)."""
         jitter = py_rng.uniform(*self.mixup_scale)
         flip = py_rng.uniform(0, 1) > 0.5
@@ -191,7 +223,8 @@ class Mosaic:
         ratio = min(self.input_dim[0] / source.shape[0], self.input_dim[1] / source.shape[1])
         rh, rw = int(source.shape[0] * ratio), int(source.shape[1] * ratio)
         paste[:rh, :rw] = cv2.resize(source, (rw, rh), interpolation=cv2.INTER_LINEAR)
-        paste = cv2.resize(paste, (int(paste.shape[1] * jitter), int(paste.shape[0] * jitter)))
+        jittered = (int(paste.shape[1] * jitter), int(paste.shape[0] * jitter))
+        paste = cv2.resize(paste, jittered)
         ratio *= jitter
         if flip:
             paste = paste[:, ::-1]
@@ -210,104 +243,34 @@ class Mosaic:
             boxes[:, 0::2] = src_w - boxes[:, 2::-2]
         boxes[:, 0::2] -= x_off
         boxes[:, 1::2] -= y_off
-        labels = np.asarray(sample["labels"], dtype=np.int64).reshape(-1)
+        mixed = self._instances(sample, boxes)
+        if with_masks:
+            mixed["masks"] = self._mixup_masks(sample["masks"], (rh, rw), jittered, flip,
+                                               (y_off, x_off), (dst_h, dst_w))
         if self.remove_outside_box:
-            keep = _inside(boxes, dst_w, dst_h)
-            boxes, labels = boxes[keep], labels[keep]
+            instances.select(mixed, _inside(boxes, dst_w, dst_h))
         else:
             boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, dst_w)
             boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, dst_h)
         # ppdet: uint8(0.5 * a + 0.5 * b) in float32, i.e. floor((a + b) / 2)
         blended = (image.astype(np.uint16) + crop) >> 1
-        return blended.astype(np.uint8), boxes, labels
+        return blended.astype(np.uint8), mixed
+
+    def _mixup_masks(self, masks, letterbox, jittered, flip, offset, out_shape):
+        """The MixUp image's geometry applied to its (n, H, W) masks (nearest-neighbour)."""
+        (rh, rw), (y_off, x_off), (dst_h, dst_w) = letterbox, offset, out_shape
+        paste = np.zeros((len(masks), self.input_dim[0], self.input_dim[1]), dtype=np.uint8)
+        paste[:, :rh, :rw] = instances.resize_masks_to(masks, rw, rh)
+        paste = instances.resize_masks_to(paste, *jittered)
+        if flip:
+            paste = paste[:, :, ::-1]
+        out = np.zeros((len(masks), dst_h, dst_w), dtype=np.uint8)
+        window = paste[:, y_off:y_off + dst_h, x_off:x_off + dst_w]
+        out[:, :window.shape[1], :window.shape[2]] = window
+        return out
 
     def __repr__(self):
         return (f"{type(self).__name__}(prob={self.prob}, input_dim={self.input_dim}, degrees="
                 f"{self.degrees}, translate={self.translate}, scale={self.scale}, shear="
                 f"{self.shear}, enable_mixup={self.enable_mixup}, mixup_prob={self.mixup_prob}, "
                 f"mixup_scale={self.mixup_scale}, remove_outside_box={self.remove_outside_box})")
-
-
-_HSV_SECTORS = np.array([[1, 3, 0], [1, 0, 2], [3, 0, 1], [0, 2, 1], [0, 1, 3], [2, 1, 0]])
-_SIMD_PIXELS = 32  # pixels per vector step of OpenCV 4.5.5's uint8 HSV->RGB on AVX2 (4 x 8 floats)
-
-
-def _hsv_to_bgr_scalar(hsv):
-    """OpenCV 4.5.5's per-pixel (non-vector) uint8 HSV->BGR in float32, (n, 3) -> (n, 3) uint8.
-
-    ``v * (1 - s * h)`` is fused (one rounding) as that build compiles it; checked against it on
-    all 180 x 256 x 256 inputs.
-    """
-    f32 = np.float32
-    hue = hsv[:, 0].astype(f32) * (f32(6) / f32(180))
-    sat, val = hsv[:, 1].astype(f32) * f32(1 / 255), hsv[:, 2].astype(f32) * f32(1 / 255)
-    hue = np.where(hue >= 6, hue - f32(6), hue)
-    sector = np.floor(hue).astype(np.int64)
-    hue -= sector.astype(f32)
-    fused = (val * (1.0 - sat.astype(np.float64) * hue).astype(f32)).astype(f32)
-    tab = np.stack([val, val * (f32(1) - sat), fused, val * (f32(1) - sat * (f32(1) - hue))], 1)
-    bgr = np.take_along_axis(tab, _HSV_SECTORS[sector], 1)
-    bgr[hsv[:, 1] == 0] = val[hsv[:, 1] == 0, None]
-    return np.clip(np.rint(bgr * f32(255)), 0, 255).astype(np.uint8)
-
-
-def _hsv_to_rgb(hsv, is_bgr):
-    """``cv2.cvtColor(hsv, HSV2BGR or HSV2RGB)`` as ppdet's OpenCV 4.5.5 computes it (AVX2 CPU).
-
-    Its vector and per-pixel paths round differently: each row's first ``w - w % 32`` pixels take
-    the vector path, whose results every OpenCV version shares (computed here with cv2 on rows of
-    1024 pixels); the last ``w % 32`` take the per-pixel path (``_hsv_to_bgr_scalar``; OpenCV 5
-    gives another value for 172 of the 11.8M inputs).
-    """
-    h, w = hsv.shape[:2]
-    flat = hsv.reshape(-1, 3)
-    padded = np.concatenate([flat, np.zeros((-len(flat) % 1024, 3), np.uint8)])
-    code = cv2.COLOR_HSV2BGR if is_bgr else cv2.COLOR_HSV2RGB
-    out = cv2.cvtColor(padded.reshape(-1, 1024, 3), code).reshape(-1, 3)[:len(flat)]
-    out = out.reshape(h, w, 3)
-    start = w - w % _SIMD_PIXELS
-    if start < w:
-        tail = _hsv_to_bgr_scalar(np.ascontiguousarray(hsv[:, start:]).reshape(-1, 3))
-        out[:, start:] = tail.reshape(h, w - start, 3)[..., ::1 if is_bgr else -1]
-    return out
-
-
-class AugmentHSV:
-    """ppdet ``AugmentHSV``: shift or scale the image's hue/saturation/value in cv2's HSV.
-
-    With gains (``hgain``/``sgain``/``vgain``): draws ``rng.uniform(-1, 1, 3) * gains`` and a
-    ``rng.randint(0, 2, 3)`` on/off mask, adds them to H (mod 180), S and V (clipped to 0..255).
-    Without: scales S and V by ``1 + fraction * u`` with ``u`` in [-1, 1) from two ``rng.py``
-    draws. The uint8 HSV round trip always happens (as in ppdet, it is lossy). ``is_bgr=False``:
-    the image is RGB. Image (H, W, 3) uint8 in and out (ppdet's float32 result is integral).
-    """
-
-    def __init__(self, fraction=0.5, is_bgr=True, hgain=None, sgain=None, vgain=None):
-        self.fraction, self.is_bgr = float(fraction), is_bgr
-        self.hgain, self.sgain, self.vgain = hgain, sgain, vgain
-
-    def _tables(self, rng):
-        """(256, 1, 3) uint8 look-up table of the drawn change, per HSV channel."""
-        values = np.arange(256, dtype=np.uint8)
-        if self.hgain is not None:
-            gains = rng.uniform(-1, 1, 3) * [self.hgain, self.sgain, self.vgain]
-            gains *= rng.randint(0, 2, 3)
-            tables = [(values + gains[0]) % 180, np.clip(values + gains[1], 0, 255),
-                      np.clip(values + gains[2], 0, 255)]
-        else:
-            tables = [values]
-            for _ in range(2):  # S, then V
-                factor = (rng.py.random() * 2 - 1) * self.fraction + 1
-                scaled = values.astype(np.float32) * factor
-                tables.append(np.clip(scaled, 0, 255) if factor > 1 else scaled)
-        return np.stack(tables, 1).astype(np.uint8).reshape(256, 1, 3)
-
-    def __call__(self, sample, rng):
-        to_hsv = cv2.COLOR_BGR2HSV if self.is_bgr else cv2.COLOR_RGB2HSV
-        hsv = cv2.cvtColor(np.ascontiguousarray(sample["image"]), to_hsv)
-        sample["image"] = _hsv_to_rgb(cv2.LUT(hsv, self._tables(rng)), self.is_bgr)
-        return sample
-
-    def __repr__(self):
-        return (f"{type(self).__name__}(fraction={self.fraction}, is_bgr={self.is_bgr}, hgain="
-                f"{self.hgain}, sgain={self.sgain}, vgain={self.vgain})")
