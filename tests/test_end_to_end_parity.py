@@ -23,11 +23,18 @@ import torch
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 from mmdet_lite import Predictor
 from mmdet_lite.exp import get_exp
+from mmdet_lite.exp.picodet_base import PicoDetExp
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_picodet_e2e.py"
 CI_CONFIGS = ["picodet_s_416_coco_lcnet", "picodet_l_640_coco_lcnet"]
 NUM_CLASSES = 80
 INPUT_TOL = 1e-5
+# ppdet's OpenCV 4.5.5 and ours (>= 4.11: the oldest for numpy 2) round INTER_CUBIC one level
+# apart at ~1e-5 of the pixel values (tests/data/test_transforms.py): the inputs may differ there
+# by one uint8 level (1 / 255 / std after normalisation). The raw outputs are compared on
+# Paddle's own input, so the model's parity keeps its tolerances.
+INPUT_LEVEL_FRACTION = 1e-4
+PIXEL_STD = PicoDetExp().pixel_std
 SCORE_TOL = 1e-4
 # Raw boxes reach ~900 px (border anchors at stride 64), where one float32 ulp is 6.1e-5; the
 # measured differences are 1-5 ulps (<= 3.1e-4 px, ~4e-6 in stride units) of rounding in the DFL
@@ -82,21 +89,23 @@ def _rows(result):
     return rows.astype(np.float64)
 
 
-def our_outputs(name, pth, images, thresholds):
+def our_outputs(name, pth, images, thresholds, ref):
     """Predictor on every image: per image dict(input (3, H, W) normalised, scores (A, C),
-    bboxes (A, 4), rows (K, 6) [label, score, x1, y1, x2, y2], rows_thr: the rows with the NMS
-    score threshold ``thresholds[k]``)."""
+    bboxes (A, 4) of our model on Paddle's input ``ref[f"image{k}"]``, rows (K, 6) [label,
+    score, x1, y1, x2, y2], rows_thr: the rows with the NMS score threshold ``thresholds[k]``)."""
     exp_file = REPO_ROOT / "exps/picodet" / f"{name}.py"
     # conf at the NMS score threshold leaves Paddle's NMS settings untouched.
     conf = get_exp(exp_file).head["nms"]["score_threshold"]
     predictor = Predictor(exp_file, pth, device="cpu", conf=conf)
     model, seen = predictor.model, {}
-    model.head.register_forward_hook(lambda m, i, o: seen.update(raw=[t[0].clone() for t in o]))
     model.backbone.register_forward_pre_hook(lambda m, i: seen.update(input=i[0][0].clone()))
     outputs = []
-    for path, threshold in zip(images, thresholds):
+    for k, (path, threshold) in enumerate(zip(images, thresholds)):
         rows = _rows(predictor(path))
-        scores, bboxes = (t.numpy() for t in seen["raw"])
+        with torch.inference_mode():
+            paddle_input = torch.from_numpy(ref[f"image{k}"]).float()[None]
+            raw = model.head(model.forward_features(paddle_input))
+        scores, bboxes = (t[0].numpy() for t in raw)
         strict = Predictor(exp_file, pth, device="cpu", conf=threshold,
                            head__nms__score_threshold=threshold)
         outputs.append(dict(input=seen["input"].numpy(), scores=scores, bboxes=bboxes, rows=rows,
@@ -134,6 +143,7 @@ def compare(ref, ours):
     """Per image: max abs differences of the input, raw scores, raw boxes, and ``dets`` /
     ``dets_thr`` (``detection_stats`` with the configured / the strict score threshold)."""
     return [dict(input=float(np.abs(out["input"] - ref[f"image{k}"]).max()),
+                 input_off=float((np.abs(out["input"] - ref[f"image{k}"]) > INPUT_TOL).mean()),
                  raw_score=float(np.abs(out["scores"] - ref[f"scores{k}"][0].T).max()),
                  raw_box=float(np.abs(out["bboxes"] - ref[f"bboxes{k}"][0]).max()),
                  dets=detection_stats(out["rows"], ref[f"bbox{k}"], ref[f"bbox_num{k}"]),
@@ -148,14 +158,16 @@ def run_config(name, work_dir, images):
     pth = convert_weights(name, os.path.join(work_dir, "model.pdparams"),
                           os.path.join(work_dir, "model.pth"))
     thresholds = [float(ref[f"threshold{k}"]) for k in range(len(images))]
-    return compare(ref, our_outputs(name, pth, images, thresholds))
+    return compare(ref, our_outputs(name, pth, images, thresholds, ref))
 
 
 def parity_failures(stats):
     """Human-readable reasons why ``stats`` (from ``compare``) fail the tolerances."""
     failures = []
     for k, s in enumerate(stats):
-        checks = [("input", s["input"] <= INPUT_TOL), ("raw scores", s["raw_score"] <= SCORE_TOL),
+        one_level = 1.0 / 255.0 / min(PIXEL_STD) + INPUT_TOL
+        checks = [("input", s["input"] <= one_level and s["input_off"] <= INPUT_LEVEL_FRACTION),
+                  ("raw scores", s["raw_score"] <= SCORE_TOL),
                   ("raw boxes", s["raw_box"] <= RAW_BOX_TOL)]
         for key in ("dets", "dets_thr"):
             d = s[key]
