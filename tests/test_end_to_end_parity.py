@@ -88,7 +88,7 @@ def our_outputs(name, pth, images, thresholds):
     score threshold ``thresholds[k]``)."""
     exp_file = REPO_ROOT / "exps/picodet" / f"{name}.py"
     # conf at the NMS score threshold leaves Paddle's NMS settings untouched.
-    conf = get_exp(exp_file).head["nms"]["score_threshold"]
+    conf = get_exp(exp_file).get_score_threshold()
     predictor = Predictor(exp_file, pth, device="cpu", conf=conf)
     model, seen = predictor.model, {}
     model.head.register_forward_hook(lambda m, i, o: seen.update(raw=[t[0].clone() for t in o]))
