@@ -96,12 +96,13 @@ def breakdown(predictor, warmup, runs):
     bgr = read_image(IMAGE)
     chw, scale = predictor.transform(bgr)
     x = torch.from_numpy(chw)[None].float()
-    scale = torch.from_numpy(scale)[None]
+    sizes = (torch.from_numpy(scale)[None], torch.tensor([chw.shape[-2:]]),
+             torch.tensor([bgr.shape[:2]]))
     with torch.inference_mode():
         outputs = predictor.model(x)
         stages = dict(decode=lambda: read_image(IMAGE), resize=lambda: predictor.transform(bgr),
                       forward=lambda: predictor.model(x),
-                      nms=lambda: predictor.model.postprocess(outputs, scale)[0]["boxes"].numpy())
+                      nms=lambda: predictor.model.postprocess(outputs, *sizes)[0].boxes.numpy())
         return {k: statistics.median(timed(fn, warmup, runs)) * 1e3 for k, fn in stages.items()}
 
 
@@ -213,7 +214,7 @@ def measure(args, folder):
                 pth = Path(folder) / f"{name}.pth"
                 run([sys.executable, REPO_ROOT / "tools/convert_weights.py", "-f", exp_file(name),
                      "-c", weights, "-oc", pth, "-nc", 80])
-                conf = get_exp(exp_file(name)).head["nms"]["score_threshold"]
+                conf = get_exp(exp_file(name)).get_score_threshold()
                 predictor = Predictor(exp_file(name), pth, device="cpu", conf=conf)
                 onnx = None if args.skip_onnx else OnnxRunner(name, pth, folder, args.threads)
                 state[name] = (predictor, onnx, ref["detections"])

@@ -13,7 +13,7 @@ HybridEncoder), the encoder-head class logits before the query selection, whethe
 top-k query sets are equal (and the score margin at the cut; see ``query_orders`` for the border
 positions, which random weights at 640 often select), the decoder's logits and boxes at
 the exp's ``eval_idx`` layer (HF has no ``eval_idx``: its intermediate outputs of that layer;
-queries aligned on the memory index), and the final detections (our DETRPostProcess vs HF's
+queries aligned on the memory index), and the final detections (our detr_postprocess vs HF's
 ``post_process_object_detection``, matched one to one; boxes in pixels of 640x480 originals).
 Differences are max absolute values (relative to the largest value for the encoder maps, whose
 scale is arbitrary); nothing is asserted.
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rtdetr_hf import EXPS, build_pair  # noqa: E402
 from test_rtdetr_parity import match_detections, take  # noqa: E402
 
-from mmdet_lite.models.post_process.detr_postprocess import DETRPostProcess  # noqa: E402
+from mmdet_lite.models.post_process.detr_postprocess import detr_postprocess  # noqa: E402
 from mmdet_lite.models.transformers.position_encoding import generate_anchors  # noqa: E402
 
 ORIG_SIZE = (480.0, 640.0)
@@ -69,15 +69,15 @@ def detections_diff(logits, boxes, hf_out, size, num_top):
     batch = logits.shape[0]
     orig = torch.tensor([ORIG_SIZE] * batch)
     scale_factors = size / orig
-    ours = DETRPostProcess(num_top)((logits, boxes), torch.full((batch, 2), float(size)),
-                                    scale_factors)
+    ours = detr_postprocess(logits, boxes, torch.full((batch, 2), float(size)), scale_factors,
+                            num_top)
     theirs = RTDetrImageProcessor().post_process_object_detection(hf_out, threshold=-1.0,
                                                                   target_sizes=orig)
     scores, box_px = 0.0, 0.0
     for mine, ref in zip(ours, theirs):
         a, b = match_detections(mine, ref)
-        scores = max(scores, max_diff(mine["scores"][a], ref["scores"][b]))
-        box_px = max(box_px, max_diff(mine["boxes"][a], ref["boxes"][b]))
+        scores = max(scores, max_diff(mine.scores[a], ref["scores"][b]))
+        box_px = max(box_px, max_diff(mine.boxes[a], ref["boxes"][b]))
     return scores, box_px
 
 

@@ -95,7 +95,7 @@ def our_outputs(name, pth, images, thresholds, ref):
     score, x1, y1, x2, y2], rows_thr: the rows with the NMS score threshold ``thresholds[k]``)."""
     exp_file = REPO_ROOT / "exps/picodet" / f"{name}.py"
     # conf at the NMS score threshold leaves Paddle's NMS settings untouched.
-    conf = get_exp(exp_file).head["nms"]["score_threshold"]
+    conf = get_exp(exp_file).get_score_threshold()
     predictor = Predictor(exp_file, pth, device="cpu", conf=conf)
     model, seen = predictor.model, {}
     model.backbone.register_forward_pre_hook(lambda m, i: seen.update(input=i[0][0].clone()))

@@ -87,9 +87,9 @@ def eval_parser():
     parser.add_argument("-w", "--workers", type=int, default=2,
                         help="data-loader workers per process")
     parser.add_argument("--conf", type=float, default=None,
-                        help="score threshold of the NMS (head.nms.score_threshold)")
+                        help="score threshold of the NMS (PicoDet: head.nms.score_threshold)")
     parser.add_argument("--nms", type=float, default=None, help="IoU threshold of the NMS "
-                        "(head.nms.nms_threshold)")
+                        "(PicoDet: head.nms.nms_threshold)")
     _tsize_arg(parser)
     _device_args(parser)
     parser.add_argument("--num_machines", type=_positive_int, default=1)

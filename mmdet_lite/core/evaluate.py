@@ -19,31 +19,28 @@ __all__ = ["run_eval", "eval_exp", "evaluate_checkpoint"]
 
 
 def eval_exp(args):
-    """The exp of an eval command: ``KEY VALUE`` opts, then ``--tsize``, ``--conf``, ``--nms``."""
+    """The exp of an eval command: ``KEY VALUE`` opts, then ``--tsize``, ``--conf``, ``--nms``
+    (set through the exp's ``set_score_threshold`` / ``set_nms_threshold``)."""
     from mmdet_lite.core.cli_args import split_opts
-    from mmdet_lite.exp.overrides import dotted_keys
 
-    opts = split_opts(args.opts)
-    exp = build_exp(args.exp_file, opts, args.tsize, exp_name=args.name)
-    flags = []
-    for flag, key in (("conf", "head.nms.score_threshold"), ("nms", "head.nms.nms_threshold")):
+    exp = build_exp(args.exp_file, split_opts(args.opts), args.tsize, exp_name=args.name)
+    for flag, setter in (("conf", exp.set_score_threshold), ("nms", exp.set_nms_threshold)):
         value = getattr(args, flag, None)
         if value is None:
             continue
-        if key not in dotted_keys(exp.fields()):
-            raise UserError(f"--{flag}: {exp.exp_name} has no {key} to set (its "
-                            f"post-processing has no NMS); drop --{flag}")
-        flags += [key, str(value)]
-    exp.merge(flags)
+        try:
+            setter(value)
+        except UserError as err:
+            raise UserError(f"--{flag}: {err}; drop --{flag}") from None
     return exp
-
 
 
 def evaluate_checkpoint(exp, ckpt, device="cpu", batch_size=8, num_workers=2, fp16=False,
                         fuse=False):
     """Evaluate ``ckpt`` on ``exp``'s val set in this process (this rank's shard under ``launch``).
 
-    ``batch_size`` is per process; ``fuse`` folds BatchNorm into the convolutions. Writes ``<output_dir>/<exp_name>/bbox.json``. Returns the
+    ``batch_size`` is per process; ``fuse`` folds BatchNorm into the convolutions. Writes
+    ``<output_dir>/<exp_name>/bbox.json`` (and ``segm.json`` for mask models). Returns the
     evaluator's ``(ap50_95, ap50, summary, stats)`` (the same on every rank).
     """
     rank, world_size = get_rank(), get_world_size()

@@ -8,6 +8,7 @@ import torch
 from loguru import logger
 
 from mmdet_lite.core.class_names import exp_class_names
+from mmdet_lite.models.architectures.base import POSTPROCESS_SIZES
 from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.tensors import to_float32
 from mmdet_lite.utils.checkpoint import load_weights
@@ -97,10 +98,9 @@ class Predictor:
         if fp16 and not self.fp16:
             logger.warning("fp16 inference needs a GPU; running in float32")
         self.conf = float(conf)
-        head = getattr(self.exp, "head", None)
-        nms = head.get("nms") if isinstance(head, dict) else None
-        if isinstance(nms, dict) and nms.get("score_threshold", 0.0) > self.conf:
-            nms["score_threshold"] = self.conf  # NMS must not drop what ``conf`` keeps
+        threshold = self.exp.get_score_threshold()
+        if threshold is not None and threshold > self.conf:
+            self.exp.set_score_threshold(self.conf)  # NMS must not drop what ``conf`` keeps
         self.model = self.exp.get_model()
         load_weights(self.model, ckpt)
         self.model.eval()
@@ -140,22 +140,20 @@ class Predictor:
         x = batch["images"].to(self.device).float().contiguous(memory_format=self.memory_format)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
             outputs = to_float32(self.model(x))
-        detections = self.model.postprocess(outputs, batch["scale_factors"].to(self.device),
-                                            batch["input_sizes"].to(self.device))
-        return [self._result(det) for det in detections]
+        sizes = [batch[key].to(self.device) for key in POSTPROCESS_SIZES]
+        return [self._result(det) for det in self.model.postprocess(outputs, *sizes)]
 
     def __call__(self, image):
         """A path or a BGR uint8 array (H, W, 3) -> ``Result`` in the image's pixels."""
         return self.predict_batch([image])[0]
 
     def _result(self, det):
-        scores = det["scores"].float().cpu().numpy()
-        keep = scores >= self.conf
-        masks = det.get("masks")
+        """``Detections`` -> ``Result`` of the detections scoring at least ``conf``, on the CPU."""
+        det = det.select(det.scores >= self.conf)
         return Result(
-            boxes=det["boxes"].float().cpu().numpy().reshape(-1, 4)[keep],
-            scores=scores[keep],
-            labels=det["labels"].cpu().numpy().astype(np.int64)[keep],
-            masks=None if masks is None else masks.cpu().numpy().astype(bool)[keep],
+            boxes=det.boxes.float().cpu().numpy().reshape(-1, 4),
+            scores=det.scores.float().cpu().numpy(),
+            labels=det.labels.cpu().numpy().astype(np.int64),
+            masks=None if det.masks is None else det.masks.cpu().numpy().astype(bool),
             names=self.names,
         )

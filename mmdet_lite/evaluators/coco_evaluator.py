@@ -12,6 +12,7 @@ import torch.distributed as dist
 from loguru import logger
 from tabulate import tabulate
 
+from mmdet_lite.models.architectures.base import POSTPROCESS_SIZES
 from mmdet_lite.utils.device import preferred_memory_format
 from mmdet_lite.utils.dist import all_gather_object, get_rank, is_dist
 from mmdet_lite.utils.fileio import ensure_writable_dir, write_json_atomic
@@ -122,49 +123,55 @@ def evaluate_detections(coco_gt, results, iou_type="bbox"):
     return stats, per_class
 
 
-def detections_to_coco(detections, image_ids, class_ids):
-    """Per-image detector outputs -> COCO results lists ``(bbox_results, segm_results)``.
+def detections_to_coco(detections, image_ids, class_ids, orig_sizes=None):
+    """Per-image ``Detections`` -> COCO results lists ``(bbox_results, segm_results)``.
 
-    ``detections[i]`` is a dict with ``boxes`` (K, 4) x1y1x2y2 float32 original pixels,
-    ``scores`` (K,), ``labels`` (K,) contiguous indices, and optionally ``masks`` (K, H, W) bool.
+    ``detections[i]`` (``mmdet_lite.models.post_process.detections.Detections``): ``boxes``
+    (K, 4) x1y1x2y2 float32 original pixels, ``scores`` (K,), ``labels`` (K,) contiguous indices,
+    optional ``masks`` (K, H, W) bool in original pixels (RLE-encoded into ``segm_results``).
+    ``orig_sizes`` (N, 2) (h, w), when given, is checked against each image's mask size.
     Like ppdet's ``get_det_res``, the float32 values are taken as they are (``w = x2 - x1`` in
     double) and entries with a negative label are dropped.
     """
     from pycocotools import mask as mask_utils
 
     bbox_res, segm_res = [], []
-    for det, image_id in zip(detections, image_ids):
+    for i, (det, image_id) in enumerate(zip(detections, image_ids)):
         image_id = int(image_id)
-        scores = torch.as_tensor(det["scores"]).detach().float().cpu().tolist()
-        labels = torch.as_tensor(det["labels"]).detach().cpu().long().tolist()
-        if det.get("boxes") is not None:
-            boxes = torch.as_tensor(det["boxes"]).detach().float().cpu().reshape(-1, 4).tolist()
-            for (x1, y1, x2, y2), score, label in zip(boxes, scores, labels):
-                if label >= 0:
-                    bbox_res.append(dict(image_id=image_id, category_id=class_ids[label],
-                                         bbox=[x1, y1, x2 - x1, y2 - y1], score=score))
-        if det.get("masks") is not None and len(labels):
-            masks = torch.as_tensor(det["masks"]).detach().cpu().numpy().astype(np.uint8)
-            rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0)))
-            for rle, score, label in zip(rles, scores, labels):
-                if label >= 0:
-                    rle["counts"] = rle["counts"].decode("utf-8")
-                    segm_res.append(dict(image_id=image_id, category_id=class_ids[label],
-                                         segmentation=rle, score=score))
+        scores = det.scores.detach().float().cpu().tolist()
+        labels = det.labels.detach().cpu().long().tolist()
+        boxes = det.boxes.detach().float().cpu().reshape(-1, 4).tolist()
+        for (x1, y1, x2, y2), score, label in zip(boxes, scores, labels):
+            if label >= 0:
+                bbox_res.append(dict(image_id=image_id, category_id=class_ids[label],
+                                     bbox=[x1, y1, x2 - x1, y2 - y1], score=score))
+        if det.masks is None:
+            continue
+        if orig_sizes is not None and tuple(det.masks.shape[-2:]) != tuple(
+                int(v) for v in orig_sizes[i]):
+            raise ValueError(f"image {image_id}: masks are {tuple(det.masks.shape[-2:])} but the "
+                             f"original image is {tuple(int(v) for v in orig_sizes[i])} (h, w): "
+                             "a model's masks must be in original pixels")
+        if not len(labels):
+            continue
+        masks = det.masks.detach().cpu().numpy().astype(np.uint8)
+        rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0)))
+        for rle, score, label in zip(rles, scores, labels):
+            if label >= 0:
+                rle["counts"] = rle["counts"].decode("utf-8")
+                segm_res.append(dict(image_id=image_id, category_id=class_ids[label],
+                                     segmentation=rle, score=score))
     return bbox_res, segm_res
-
-
-
 
 
 class COCOEvaluator:
     """COCO-style evaluation of a detector over ``dataset`` (a ``COCODataset`` or ``VOCDataset``).
 
     ``evaluate`` runs ``model(images)`` (images float32 (N, 3, H, W), 0..255 RGB) and
-    ``model.postprocess(outputs, scale_factors, input_sizes)`` (the batch's ``scale_factors`` and
-    ``input_sizes``, see ``mmdet_lite.data.loader.eval_collate``) on every batch of the loader,
-    writes ``bbox.json`` (and ``segm.json`` when the detections carry ``masks``) and computes the
-    COCO stats on rank 0.
+    ``model.postprocess(outputs, scale_factors, input_sizes, orig_sizes)`` (the batch's sizes,
+    see ``mmdet_lite.data.loader.eval_collate``; the ``Detector`` contract) on every batch of the
+    loader, writes ``bbox.json`` (and ``segm.json`` when the ``Detections`` carry ``masks``) and
+    computes the COCO stats on rank 0.
 
     Args:
         dataset: provides ``coco`` (ground truth), ``class_ids`` and ``class_names``.
@@ -195,8 +202,7 @@ class COCOEvaluator:
             for batch in loader:
                 images = batch["images"].to(device, non_blocking=True).float()
                 images = images.contiguous(memory_format=preferred_memory_format(device))
-                scale_factors = batch["scale_factors"].to(device)
-                input_sizes = batch["input_sizes"].to(device)
+                sizes = [batch[key].to(device) for key in POSTPROCESS_SIZES]
                 self._sync(device)
                 t0 = time.perf_counter()
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
@@ -204,13 +210,14 @@ class COCOEvaluator:
                 outputs = to_float32(outputs)
                 self._sync(device)
                 t1 = time.perf_counter()
-                detections = net.postprocess(outputs, scale_factors, input_sizes)
+                detections = net.postprocess(outputs, *sizes)
                 self._sync(device)
                 t2 = time.perf_counter()
                 forward_t += t1 - t0
                 nms_t += t2 - t1
                 num_images += len(batch["image_ids"])
-                b, s = detections_to_coco(detections, batch["image_ids"], self.dataset.class_ids)
+                b, s = detections_to_coco(detections, batch["image_ids"], self.dataset.class_ids,
+                                          batch["orig_sizes"])
                 bbox_res += b
                 segm_res += s
         finally:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from mmdet_lite.utils.errors import UserError
+
 from .overrides import apply_overrides
 
 __all__ = ["BaseExp"]
@@ -119,6 +121,24 @@ class BaseExp:
     """Whether the training batches carry instance masks (``gt_masks``)."""
     transform_aliases = ()
     """``(config name, registered name)`` pairs: the family's ppdet version of a transform."""
+
+    # ------------------------------------------------------------------ post-processing
+    def get_score_threshold(self):
+        """The score below which the model's post-processing drops detections (a float), or None
+        when it has no such threshold (the base: no NMS)."""
+        return None
+
+    def set_score_threshold(self, value):
+        """Set the post-processing's score threshold (``--conf``) in the family's own config
+        layout; ``UserError`` when it has none (the base)."""
+        raise UserError(f"{self.exp_name} has no score threshold to set (its post-processing "
+                        "has no NMS)")
+
+    def set_nms_threshold(self, value):
+        """Set the NMS IoU threshold (``--nms``) in the family's own config layout;
+        ``UserError`` when the post-processing has no NMS (the base)."""
+        raise UserError(f"{self.exp_name} has no NMS IoU threshold to set (its post-processing "
+                        "has no NMS)")
 
     # ------------------------------------------------------------------ builders
     def get_model(self):

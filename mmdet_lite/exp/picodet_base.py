@@ -98,6 +98,26 @@ class PicoDetExp(BaseExp):
         head["feat_in_chan"] = conv_feat["feat_out"]
         return head
 
+    def _nms(self):
+        """The live ``head.nms`` dict (created empty if the field holds none)."""
+        if not isinstance(self.head.get("nms"), dict):
+            self.head["nms"] = {}
+        return self.head["nms"]
+
+    def get_score_threshold(self):
+        """``head.nms.score_threshold`` (the head's default if unset): NMS keeps scores above."""
+        from mmdet_lite.models.heads.pico_head_v2 import DEFAULT_NMS
+
+        nms = self.head.get("nms")
+        return {**DEFAULT_NMS, **(nms if isinstance(nms, dict) else {})}["score_threshold"]
+
+    def set_score_threshold(self, value):
+        self._nms()["score_threshold"] = float(value)
+
+    def set_nms_threshold(self, value):
+        """``head.nms.nms_threshold``: MultiClassNMS's IoU threshold."""
+        self._nms()["nms_threshold"] = float(value)
+
     def get_model(self):
         from mmdet_lite.models.architectures.picodet import build_picodet
 

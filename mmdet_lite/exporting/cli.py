@@ -52,8 +52,9 @@ def run_export(args):
     images = check_input(test_size, args.batch_size, args.check_image, exp.get_test_transform())
     with torch.no_grad():
         reference = module(images)
-    diff = compare_outputs(reference, run_onnx(output, images.numpy()), args.postprocess)
-    what = f"{len(reference[1])} detections" if args.postprocess else "raw outputs"
+    diff = compare_outputs(reference, run_onnx(output, images.numpy()), args.postprocess,
+                           names=list(model.onnx_post_outputs))
+    what = f"{len(reference[0])} detections" if args.postprocess else "raw outputs"
     print(f"onnxruntime vs PyTorch on {'--check-image' if args.check_image else 'a random'} input "
           f"({what}): max abs diff {diff:.3g}", flush=True)
     if not diff <= 1e-3:

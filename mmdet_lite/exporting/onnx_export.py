@@ -1,8 +1,11 @@
 """ONNX export of a detector, with or without its post-processing inside the graph.
 
-With post-processing the graph has one input and four outputs, for every detector:
+The graph has one input:
     images: float32 (N, 3, H, W), RGB, 0..255, already resized to the test size (no normalisation:
         the model normalises inside). Resize as ``exp.get_test_transform()`` does.
+With post-processing its outputs are the ones the model declares in ``onnx_post_outputs`` (name ->
+description, in graph order). The box detectors (PicoDet, RT-DETR) declare
+``mmdet_lite.models.architectures.base.BOX_ONNX_OUTPUTS``:
     boxes: float32 (M, 4) x1 y1 x2 y2 in INPUT pixels (of the H x W image fed to the graph); divide
         x by scale_x and y by scale_y (scale = test size / original size) for original pixels.
     scores: float32 (M,); labels: int64 (M,) contiguous class indices;
@@ -13,18 +16,18 @@ and described by the model's ``onnx_raw_outputs`` (PicoDet: ``scores (N, A, C)``
 (N, A, 4)`` input pixels; RT-DETR: ``logits (N, Q, C)``, ``boxes (N, Q, 4)`` normalised cxcywh).
 
 The detector owns what differs (``check_onnx_export(opset, dynamic, postprocess)``,
-``onnx_postprocess(outputs, images, dynamic)``, ``onnx_raw_outputs``):
+``onnx_postprocess(outputs, images, dynamic)``, ``onnx_raw_outputs``, ``onnx_post_outputs``):
 - PicoDet: ONNX's ``NonMaxSuppression`` run per (image, class) over each class's ``nms_top_k`` best
   anchors with ``score > score_threshold`` and IoU ``> nms_threshold``, then a per-image top
-  ``keep_top_k``: the semantics of PaddleDetection's ``MultiClassNMS`` (``normalized=True``);
-  opset >= 11; ``--dynamic`` batch, height and width.
+  ``keep_top_k``: the semantics of PaddleDetection's ``MultiClassNMS`` (``normalized=True``;
+  ``mmdet_lite.models.post_process.onnx_nms``); opset >= 11; ``--dynamic`` batch, height and width.
 - RT-DETR: Paddle's ``DETRPostProcess`` (sigmoid, top ``num_top_queries`` over queries x classes,
   no NMS, no score threshold: N * K detections); opset >= 16 (GridSample); ``--dynamic`` batch,
   height and width (multiples of 32, with at least ``num_queries`` encoder positions), the raw
   outputs' query axis stays fixed.
 
 Exporter: the TorchScript-based ``torch.onnx.export(..., dynamo=False)``. It emits the
-``NonMaxSuppression`` op from this module's symbolic at any opset >= 11; the dynamo exporter of
+``NonMaxSuppression`` op from ``onnx_nms``'s symbolic at any opset >= 11; the dynamo exporter of
 torch 2.15 needs opset >= 18 and fails on ``torchvision.ops.batched_nms``'s data-dependent branch.
 """
 import json
@@ -33,105 +36,17 @@ import warnings
 import numpy as np
 import torch
 import torch.nn as nn
-import torchvision
 
+from mmdet_lite.models.architectures.base import BOX_ONNX_OUTPUTS
 from mmdet_lite.utils.errors import UserError
 
-__all__ = ["ONNXDetector", "onnx_multiclass_nms", "export_onnx", "run_onnx", "compare_outputs",
-           "POST_OUTPUTS"]
-
-POST_OUTPUTS = ("boxes", "scores", "labels", "batch_indices")
-POST_DOC = {
-    "boxes": "float32 (M, 4) x1 y1 x2 y2 in input pixels",
-    "scores": "float32 (M,) detection scores, best first within an image",
-    "labels": "int64 (M,) contiguous class indices",
-    "batch_indices": "int64 (M,) the image of each detection",
-}
-_INT32_MAX = 2 ** 31 - 1
-
-
-class _NonMaxSuppression(torch.autograd.Function):
-    """ONNX ``NonMaxSuppression`` on boxes (B, K, 4) and scores (B, 1, K) -> (M, 3) int64 rows
-    ``[batch, 0, box index]``, each batch's kept boxes best first.
-
-    Eager PyTorch computes the same with torchvision; the export emits the ONNX op."""
-
-    @staticmethod
-    def forward(ctx, boxes, scores, max_per_class, iou_threshold, score_threshold):
-        rows = []
-        for b in range(boxes.shape[0]):
-            class_scores = scores[b, 0]
-            idx = torch.nonzero(class_scores > score_threshold).flatten()
-            # Ties keep the lower index first, as onnxruntime (and Paddle) do.
-            idx = idx[class_scores[idx].sort(descending=True, stable=True).indices]
-            rank = torch.arange(len(idx), 0, -1, dtype=torch.float32)
-            keep = idx[torchvision.ops.nms(boxes[b, idx].float(), rank, iou_threshold)]
-            keep = keep[:max_per_class]
-            rows.append(torch.stack([torch.full_like(keep, b), torch.zeros_like(keep), keep], 1))
-        return torch.cat(rows) if rows else torch.zeros((0, 3), dtype=torch.int64)
-
-    @staticmethod
-    def symbolic(g, boxes, scores, max_per_class, iou_threshold, score_threshold):
-        def const(value, dtype):
-            return g.op("Constant", value_t=torch.tensor([value], dtype=dtype))
-
-        return g.op("NonMaxSuppression", boxes, scores, const(max_per_class, torch.int64),
-                    const(iou_threshold, torch.float32), const(score_threshold, torch.float32))
-
-
-def onnx_multiclass_nms(boxes, scores, score_threshold=0.025, nms_top_k=1000, keep_top_k=100,
-                        nms_threshold=0.6, pad_top_k=False):
-    """Export-friendly multi-class NMS over a batch.
-
-    ``boxes (N, A, 4)``, ``scores (N, A, C)`` -> ``boxes (M, 4)``, ``scores (M,)``, ``labels (M,)``,
-    ``batch_indices (M,)``, grouped by image, best first. ``pad_top_k`` pads the anchors to
-    ``nms_top_k`` so that the graph holds for any number of anchors (dynamic input sizes).
-    """
-    num_images, num_anchors, num_classes = scores.shape
-    top_k = num_anchors if nms_top_k < 0 else nms_top_k
-    if pad_top_k and nms_top_k > 0:
-        scores = torch.cat([scores, scores.new_full((num_images, nms_top_k, num_classes), -1.0)], 1)
-        boxes = torch.cat([boxes, boxes.new_zeros((num_images, nms_top_k, 4))], 1)
-    else:
-        top_k = min(top_k, num_anchors)
-    # Equal scores keep the lower index first, as in Paddle: ONNX's TopK does so by definition,
-    # eager PyTorch needs a stable sort (which the exporter does not support).
-    exporting = torch.onnx.is_in_onnx_export()
-    class_scores = scores.transpose(1, 2)
-    if exporting:
-        top_scores, top_idx = class_scores.topk(top_k, dim=2)
-    else:
-        top_scores, top_idx = class_scores.sort(dim=2, descending=True, stable=True)
-        top_scores, top_idx = top_scores[:, :, :top_k], top_idx[:, :, :top_k]  # (N, C, k)
-    flat_idx = top_idx.reshape(num_images, -1, 1).expand(-1, -1, 4)
-    cand_boxes = boxes.gather(1, flat_idx).reshape(-1, top_k, 4)  # (N * C, k, 4)
-    cand_scores = top_scores.reshape(-1, 1, top_k)
-    max_per_class = keep_top_k if keep_top_k > 0 else _INT32_MAX
-    selected = _NonMaxSuppression.apply(cand_boxes, cand_scores, max_per_class,
-                                        float(nms_threshold), float(score_threshold))
-    group, index = selected[:, 0], selected[:, 2]
-    det_scores = cand_scores[group, 0, index]
-    det_boxes = cand_boxes[group, index]
-    det_labels = group % num_classes
-    det_images = torch.div(group, num_classes, rounding_mode="floor")
-    # Group by image, best first; float64 keeps nearby scores apart.
-    key = det_images.to(torch.float64) * 4.0 - det_scores.to(torch.float64)
-    order = torch.argsort(key) if exporting else key.sort(stable=True).indices
-    det_boxes, det_scores = det_boxes[order], det_scores[order]
-    det_labels, det_images = det_labels[order], det_images[order]
-    if keep_top_k > 0:
-        image_ids = torch.arange(num_images, device=scores.device).unsqueeze(0)
-        one_hot = (det_images.unsqueeze(1) == image_ids).to(torch.int64)  # (M, N)
-        rank = (one_hot.cumsum(0) * one_hot).sum(1) - 1  # position within its image
-        keep = rank < keep_top_k
-        det_boxes, det_scores = det_boxes[keep], det_scores[keep]
-        det_labels, det_images = det_labels[keep], det_images[keep]
-    return det_boxes, det_scores, det_labels, det_images
+__all__ = ["ONNXDetector", "export_onnx", "run_onnx", "compare_outputs"]
 
 
 class ONNXDetector(nn.Module):
-    """The graph that is exported: ``images (N, 3, H, W)`` 0..255 RGB -> ``POST_OUTPUTS`` (with
-    ``postprocess``: the model's ``onnx_postprocess``) or the model's raw eval outputs."""
+    """The graph that is exported: ``images (N, 3, H, W)`` 0..255 RGB -> the model's
+    ``onnx_postprocess`` outputs (``onnx_post_outputs``, with ``postprocess``) or its raw eval
+    outputs (``onnx_raw_outputs``)."""
 
     def __init__(self, model, postprocess=True, dynamic=False):
         super().__init__()
@@ -143,7 +58,12 @@ class ONNXDetector(nn.Module):
         outputs = self.model(images)
         if not self.postprocess:
             return tuple(outputs)
-        return self.model.onnx_postprocess(outputs, images, dynamic=self.dynamic)
+        outputs = tuple(self.model.onnx_postprocess(outputs, images, dynamic=self.dynamic))
+        declared = list(self.model.onnx_post_outputs)
+        if len(outputs) != len(declared):
+            raise ValueError(f"{type(self.model).__name__}.onnx_postprocess returned "
+                             f"{len(outputs)} tensors but declares {declared}")
+        return outputs
 
 
 def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=17, batch_size=1,
@@ -152,8 +72,11 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
 
     ``test_size`` (h, w) is the traced input size; ``dynamic`` makes batch, height and width
     dynamic where the model allows it (``model.check_onnx_export`` raises ``UserError``
-    otherwise); the raw outputs' dynamic axes are ``model.onnx_raw_dynamic_axes`` (default batch
-    and anchors). ``metadata`` (str -> JSON-able) is stored in the model's ``metadata_props``.
+    otherwise); the raw outputs' dynamic axes are ``model.onnx_raw_dynamic_axes``, the
+    post-processed ones' first axis is ``detections``. The outputs and their descriptions (stored
+    as the ``outputs`` metadata) are the model's ``onnx_post_outputs`` (with ``postprocess``) or
+    ``onnx_raw_outputs``. ``metadata`` (str -> JSON-able) is stored in the model's
+    ``metadata_props``.
     """
     import onnx
 
@@ -161,14 +84,13 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
     module = ONNXDetector(model.eval(), postprocess, dynamic).eval()
     h, w = test_size
     dummy = torch.randint(0, 256, (batch_size, 3, h, w), generator=torch.Generator().manual_seed(0))
-    raw = dict(model.onnx_raw_outputs)
-    outputs = POST_OUTPUTS if postprocess else tuple(raw)
+    described = dict(model.onnx_post_outputs if postprocess else model.onnx_raw_outputs)
+    outputs = tuple(described)
     axes = {}
     if dynamic:
         axes["images"] = {0: "batch", 2: "height", 3: "width"}
         if not postprocess:
-            raw_axes = getattr(model, "onnx_raw_dynamic_axes", {0: "batch", 1: "anchors"})
-            axes.update({name: dict(raw_axes) for name in outputs})
+            axes.update({name: dict(model.onnx_raw_dynamic_axes) for name in outputs})
     if postprocess:
         axes.update({name: {0: "detections"} for name in outputs})
     try:
@@ -185,8 +107,7 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
         with torch.no_grad():
             _pin_static_dims(proto, dict(zip(outputs, module(dummy.float()))), axes)
     onnx.checker.check_model(proto)
-    info = dict(postprocess=postprocess, test_size=list(test_size),
-                outputs={name: (POST_DOC if postprocess else raw)[name] for name in outputs},
+    info = dict(postprocess=postprocess, test_size=list(test_size), outputs=described,
                 **(metadata or {}))
     if postprocess:
         info["box_format"] = "x1y1x2y2 input pixels"
@@ -221,8 +142,13 @@ def run_onnx(path, images):
     return session.run(None, {"images": np.ascontiguousarray(images, dtype=np.float32)})
 
 
-def _as_detections(outputs):
-    boxes, scores, labels, images = (np.asarray(o) for o in outputs)
+_DETECTION_FIELDS = tuple(BOX_ONNX_OUTPUTS)
+
+
+def _as_detections(outputs, names):
+    """The box fields of post-processed outputs named ``names`` (other outputs are ignored)."""
+    by_name = dict(zip(names, (np.asarray(o) for o in outputs)))
+    boxes, scores, labels, images = (by_name[name] for name in _DETECTION_FIELDS)
     return boxes.astype(np.float64).reshape(-1, 4), scores.astype(np.float64), labels, images
 
 
@@ -262,7 +188,8 @@ def _row_set_diff(ref, got, chunk=256):
     return worst
 
 
-def compare_outputs(reference, onnx_outputs, postprocess=True, score_tol=1e-4):
+def compare_outputs(reference, onnx_outputs, postprocess=True, score_tol=1e-4,
+                    names=_DETECTION_FIELDS):
     """Largest absolute difference between PyTorch and onnxruntime outputs.
 
     Raw outputs are compared element by element, or, when that differs by more than
@@ -271,7 +198,9 @@ def compare_outputs(reference, onnx_outputs, postprocess=True, score_tol=1e-4):
     against the ONNX detection of the same label, a score within ``score_tol`` and the closest
     box, so that near-equal scores may come in another order. ``inf`` when an image's detection
     counts differ or a detection has no partner (except near the lowest kept score, where ties
-    may swap candidates)."""
+    may swap candidates). ``names`` are the post-processed outputs' names (the model's
+    ``onnx_post_outputs``): the detections are read from its ``boxes``, ``scores``, ``labels``
+    and ``batch_indices``; other outputs (such as masks) are not compared."""
     ref = [t.detach().cpu().numpy() for t in reference]
     got = [np.asarray(o) for o in onnx_outputs]
     if not postprocess:
@@ -281,7 +210,7 @@ def compare_outputs(reference, onnx_outputs, postprocess=True, score_tol=1e-4):
                  else 0.0 for a, b in zip(ref, got)]
         worst = max(diffs) if diffs else 0.0
         return min(worst, _row_set_diff(ref, got)) if worst > score_tol else worst
-    ref, got = _as_detections(ref), _as_detections(got)
+    ref, got = _as_detections(ref, names), _as_detections(got, names)
     worst = 0.0
     for image in np.union1d(ref[3], got[3]):
         pick = [tuple(a[d[3] == image] for a in d[:3]) for d in (ref, got)]

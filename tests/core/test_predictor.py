@@ -9,7 +9,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 from tiny_picodet import (EXP_FILE, NUM_CLASSES, TSIZE, data_opts, make_dataset,  # noqa: E402
-                          separated_model, write_checkpoint)
+                          separated_model, tiny_exp, write_checkpoint)
 
 from mmdet_lite.data.image_io import read_image  # noqa: E402
 from mmdet_lite.data.synthetic import SHAPE_CATEGORIES  # noqa: E402
@@ -89,3 +89,26 @@ def test_bad_inputs_are_user_errors(assets):
         _predictor(assets, overrides={"head.nms.keep_topk": 5})
     with pytest.raises(UserError, match="--tsize abc"):
         _predictor(assets, tsize="abc")
+
+
+def test_conf_reaches_the_post_processing_through_the_exp(assets, monkeypatch):
+    """The Predictor asks the exp for its score threshold and lowers it to ``conf`` through
+    ``set_score_threshold``: it never reads a family's config layout."""
+    from mmdet_lite import Predictor
+
+    data_dir, ckpt = assets
+    exp = tiny_exp(*data_opts(data_dir))
+    calls = []
+    monkeypatch.setattr(type(exp), "get_score_threshold", lambda self: 0.4)
+    monkeypatch.setattr(type(exp), "set_score_threshold", lambda self, value: calls.append(value))
+    Predictor(exp, str(ckpt), conf=0.3)
+    assert calls == [0.3]
+    Predictor(exp, str(ckpt), conf=0.5)  # a higher conf leaves the NMS as it is
+    assert calls == [0.3]
+
+    def refuse(self, value):
+        raise AssertionError("set_score_threshold called on an exp without a score threshold")
+
+    monkeypatch.setattr(type(exp), "get_score_threshold", lambda self: None)
+    monkeypatch.setattr(type(exp), "set_score_threshold", refuse)
+    assert Predictor(exp, str(ckpt), conf=0.0).conf == 0.0

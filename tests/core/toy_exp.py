@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Subset
 
 from mmdet_lite.core.optim import build_learning_rate, param_groups
 from mmdet_lite.exp import BaseExp
+from mmdet_lite.models.post_process.detections import Detections
 from mmdet_lite.utils.dist import all_gather_object
 
 
@@ -99,11 +100,11 @@ class ToyDetector(nn.Module):
             total = total * float("nan")
         return dict(total_loss=total, loss_cls=loss_cls, loss_box=loss_box)
 
-    def postprocess(self, outputs, scale_factors):
+    def postprocess(self, outputs, scale_factors, input_sizes, orig_sizes):
         scores, boxes = outputs
         best, labels = scores[:, 0].max(-1)
-        return [dict(boxes=boxes[i] / scale_factors[i].flip(0).repeat(2), scores=best[i:i + 1],
-                     labels=labels[i:i + 1]) for i in range(len(best))]
+        return [Detections(boxes=boxes[i] / scale_factors[i].flip(0).repeat(2),
+                           scores=best[i:i + 1], labels=labels[i:i + 1]) for i in range(len(best))]
 
 
 class ToyEvaluator:
@@ -114,13 +115,15 @@ class ToyEvaluator:
         scores = []
         with torch.no_grad():
             for batch in loader:
-                dets = model.postprocess(model(batch["images"].to(device).float()),
-                                         torch.ones(len(batch["images"]), 2, device=device))
+                images = batch["images"].to(device).float()
+                sizes = torch.tensor([images.shape[-2:]] * len(images), device=device)
+                dets = model.postprocess(model(images), torch.ones(len(images), 2, device=device),
+                                         sizes, sizes)
                 for det, box, label in zip(dets, batch["gt_bboxes"], batch["gt_labels"]):
-                    b = det["boxes"][0].cpu()
+                    b = det.boxes[0].cpu()
                     inter = (torch.minimum(b[2:], box[2:]) - torch.maximum(b[:2], box[:2])).clamp(min=0).prod()
                     union = (b[2:] - b[:2]).prod() + (box[2:] - box[:2]).prod() - inter
-                    scores.append(float(inter / union) * float(det["labels"][0] == label))
+                    scores.append(float(inter / union) * float(det.labels[0] == label))
         if distributed:
             scores = [s for part in all_gather_object(scores) for s in part]
         ap = sum(scores) / max(len(scores), 1)

@@ -17,6 +17,7 @@ from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.evaluators import coco_evaluator
 from mmdet_lite.evaluators.coco_evaluator import (COCOEvaluator, detections_to_coco,
                                                   evaluate_detections, format_summary)
+from mmdet_lite.models.post_process.detections import Detections
 from mmdet_lite.utils.errors import UserError
 
 
@@ -130,22 +131,37 @@ def test_format_summary_matches_pycocotools(shapes, gt_data):
 
 
 def test_detections_to_coco_like_paddle():
-    dets = [dict(boxes=torch.tensor([[1.1, 2.2, 10.7, 20.3], [0.0, 0.0, 5.0, 5.0]]),
-                 scores=torch.tensor([0.9, 0.3]), labels=torch.tensor([2, -1])),
-            dict(boxes=torch.zeros((0, 4)), scores=torch.zeros(0), labels=torch.zeros(0, dtype=torch.int64))]
+    dets = [Detections(boxes=torch.tensor([[1.1, 2.2, 10.7, 20.3], [0.0, 0.0, 5.0, 5.0]]),
+                       scores=torch.tensor([0.9, 0.3]), labels=torch.tensor([2, -1])),
+            Detections(boxes=torch.zeros((0, 4)), scores=torch.zeros(0),
+                       labels=torch.zeros(0, dtype=torch.int64))]
     bbox, segm = detections_to_coco(dets, [7, 8], class_ids=[1, 3, 7])
     assert segm == [] and len(bbox) == 1
     f = np.float32
     x1, y1, x2, y2 = (float(f(v)) for v in (1.1, 2.2, 10.7, 20.3))
     assert bbox[0] == dict(image_id=7, category_id=7, bbox=[x1, y1, x2 - x1, y2 - y1],
                            score=float(f(0.9)))
-    masks = torch.zeros((1, 6, 8), dtype=torch.bool)
+
+
+def test_mask_detections_become_segm_results_in_original_pixels():
+    masks = torch.zeros((2, 6, 8), dtype=torch.bool)
     masks[0, 1:3, 2:5] = True
-    det = dict(boxes=None, scores=torch.tensor([0.5]), labels=torch.tensor([0]), masks=masks)
-    _, segm = detections_to_coco([det], [3], class_ids=[4])
-    rle = segm[0]["segmentation"]
-    assert segm[0]["category_id"] == 4 and isinstance(rle["counts"], str)
-    assert mask_utils.area(dict(rle, counts=rle["counts"].encode())) == 6
+    masks[1, 4:6, 0:8] = True
+    det = Detections(boxes=torch.tensor([[2.0, 1.0, 5.0, 3.0], [0.0, 4.0, 8.0, 6.0]]),
+                     scores=torch.tensor([0.5, 0.25]), labels=torch.tensor([0, 1]), masks=masks)
+    bbox, segm = detections_to_coco([det], [3], class_ids=[4, 9], orig_sizes=torch.tensor([[6, 8]]))
+    assert [r["bbox"] for r in bbox] == [[2.0, 1.0, 3.0, 2.0], [0.0, 4.0, 8.0, 2.0]]
+    assert [(r["image_id"], r["category_id"], r["score"]) for r in segm] == [(3, 4, 0.5),
+                                                                            (3, 9, 0.25)]
+    rles = [dict(r["segmentation"], counts=r["segmentation"]["counts"].encode()) for r in segm]
+    assert all(isinstance(r["segmentation"]["counts"], str) for r in segm)
+    assert mask_utils.area(rles).tolist() == [6, 16]
+    assert mask_utils.toBbox(rles).tolist() == [r["bbox"] for r in bbox]
+    assert all(r["segmentation"]["size"] == [6, 8] for r in segm)
+    # Masks in any other size than the original image's (e.g. the network input's) are refused.
+    with pytest.raises(ValueError, match=r"masks are \(6, 8\) but the original image is "
+                                         r"\(12, 16\)"):
+        detections_to_coco([det], [3], class_ids=[4, 9], orig_sizes=torch.tensor([[12, 16]]))
 
 
 class _GTModel(torch.nn.Module):
@@ -155,25 +171,27 @@ class _GTModel(torch.nn.Module):
     def __init__(self, dataset, with_masks=False, indices=None):
         super().__init__()
         self.scale = torch.nn.Parameter(torch.ones(()))
-        self.dataset, self.with_masks, self.calls = dataset, with_masks, []
+        self.dataset, self.with_masks, self.calls, self.orig_sizes = dataset, with_masks, [], []
         self.order = iter(range(len(dataset)) if indices is None else indices)
 
     def forward(self, images):
         assert images.dtype == torch.float32 and images.shape[1:] == (3, 416, 416)
         return (images.mean(dim=(1, 2, 3)) * self.scale,)
 
-    def postprocess(self, outputs, scale_factors, input_sizes=None):
+    def postprocess(self, outputs, scale_factors, input_sizes, orig_sizes):
         self.calls.append(scale_factors.clone())
+        self.orig_sizes += orig_sizes.tolist()
         dets = []
         for _ in range(len(outputs[0])):
             ann = self.dataset.get_annotation(next(self.order))
-            det = dict(boxes=torch.from_numpy(ann["boxes"]), scores=torch.ones(len(ann["boxes"])),
-                       labels=torch.from_numpy(ann["labels"]))
-            if self.with_masks:
+            det = Detections(boxes=torch.from_numpy(ann["boxes"]),
+                             scores=torch.ones(len(ann["boxes"])),
+                             labels=torch.from_numpy(ann["labels"]))
+            if self.with_masks:  # decoded at the original image's size
                 info = self.dataset.coco.imgs[ann["image_id"]]
                 masks = [mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(
                     s, info["height"], info["width"]))) for s in ann["segmentations"]]
-                det["masks"] = torch.from_numpy(np.stack(masks).astype(bool)) if masks else \
+                det.masks = torch.from_numpy(np.stack(masks).astype(bool)) if masks else \
                     torch.zeros((0, info["height"], info["width"]), dtype=torch.bool)
             dets.append(det)
         return dets
@@ -193,6 +211,8 @@ def test_evaluator_end_to_end(shapes, tmp_path, with_masks):
     assert summary.count("Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all") == 1 + with_masks
     assert "| hexagon" in summary
     assert all(c.dtype == torch.float32 and c.shape[1] == 2 for c in model.calls)
+    infos = [ds.coco.imgs[ds.get_annotation(i)["image_id"]] for i in range(len(ds))]
+    assert model.orig_sizes == [[info["height"], info["width"]] for info in infos]
     bbox = json.loads((tmp_path / "out/bbox.json").read_text())
     assert len(bbox) == sum(len(ds.get_annotation(i)["labels"]) for i in range(len(ds)))
     assert {r["category_id"] for r in bbox} == {1, 3, 7, 10, 15}

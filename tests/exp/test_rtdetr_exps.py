@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from mmdet_lite.exp import RTDETRExp, get_exp
+from mmdet_lite.utils.errors import UserError
 from config_compare import config_mismatches
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 
@@ -235,3 +236,12 @@ def test_voc_exp_fine_tunes_the_r18_coco_model():
     schedule = voc.get_lr_scheduler(iters_per_epoch=100, batch_size=8)
     assert schedule(0) == pytest.approx(5e-5 * 0.001)
     assert schedule(100) == schedule(5000) == pytest.approx(5e-5)
+
+
+def test_rtdetr_post_processing_has_no_thresholds_to_set():
+    exp = get_exp(EXPS / "rtdetr_r18vd_6x_coco.py")
+    assert exp.get_score_threshold() is None  # top-k queries, no NMS
+    with pytest.raises(UserError, match="^rtdetr_r18vd_6x_coco has no score threshold to set"):
+        exp.set_score_threshold(0.3)
+    with pytest.raises(UserError, match="^rtdetr_r18vd_6x_coco has no NMS IoU threshold to set"):
+        exp.set_nms_threshold(0.5)

@@ -16,6 +16,7 @@ from mmdet_lite.convert.pdparams import load_pdparams
 from mmdet_lite.convert.picodet_rules import HEAD_RULES
 from mmdet_lite.exp.build import get_exp
 from mmdet_lite.models.heads.pico_head_v2 import PicoHeadV2
+from mmdet_lite.models.post_process.detections import Detections
 from mmdet_lite.models.post_process.multiclass_nms import multiclass_nms
 from mmdet_lite.utils.boxes import anchor_points, distance2bbox
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
@@ -52,7 +53,7 @@ def references(tmp_path_factory):
 
 
 def detections_as_rows(det):
-    columns = [det["labels"][:, None], det["scores"][:, None], det["boxes"]]
+    columns = [det.labels[:, None], det.scores[:, None], det.boxes]
     return torch.cat([c.double() for c in columns], dim=1).numpy()
 
 
@@ -96,9 +97,13 @@ def test_picodet_matches_paddle(references, name):
         np.testing.assert_allclose(full[0].numpy(), scores.numpy(), rtol=0, atol=SCORE_TOL)
         np.testing.assert_allclose(full[1].numpy(), bboxes.numpy(), rtol=0, atol=BOX_TOL)
 
-        dets = model.postprocess((scores, bboxes), torch.from_numpy(ref[f"scale_factor{k}"]))
-        assert len(dets) == 1 and dets[0]["labels"].dtype == torch.int64
-        assert len(dets[0]["scores"]) == int(ref[f"bbox_num{k}"][0])
+        scale_factor = torch.from_numpy(ref[f"scale_factor{k}"])
+        input_size = torch.tensor([x.shape[-2:]])
+        orig_size = (input_size / scale_factor).round().long()
+        dets = model.postprocess((scores, bboxes), scale_factor, input_size, orig_size)
+        assert len(dets) == 1 and isinstance(dets[0], Detections) and dets[0].masks is None
+        assert dets[0].labels.dtype == torch.int64
+        assert len(dets[0].scores) == int(ref[f"bbox_num{k}"][0])
         assert_same_detections(detections_as_rows(dets[0]), ref[f"bbox{k}"].astype(np.float64),
                                SCORE_TOL, DET_BOX_TOL)
 

@@ -149,7 +149,8 @@ def test_assigner_switch_and_epoch_key():
     switch = model.head.train_cfg["static_assigner_epoch"]
     images, targets = small_batch()
     calls = []
-    for assigner in (model.head.criterion.static_assigner, model.head.criterion.assigner):
+    criterion = model.head.get_criterion()
+    for assigner in (criterion.static_assigner, criterion.assigner):
         assigner.register_forward_hook(lambda m, i, o, name=type(assigner).__name__:
                                        calls.append(name))
     with torch.no_grad():

@@ -17,7 +17,8 @@ from transformers import (RTDetrConfig, RTDetrForObjectDetection, RTDetrImagePro
 from transformers.models.rt_detr.modeling_rt_detr import get_contrastive_denoising_training_group
 
 from mmdet_lite.models.architectures.rtdetr import build_rtdetr
-from mmdet_lite.models.post_process.detr_postprocess import DETRPostProcess
+from mmdet_lite.models.post_process.detections import Detections
+from mmdet_lite.models.post_process.detr_postprocess import detr_postprocess
 from mmdet_lite.models.transformers import HybridEncoder, RTDETRTransformer
 
 NUM_CLASSES = 80
@@ -172,11 +173,12 @@ def take(x, order):
 
 
 def match_detections(mine, theirs):
-    """Pair detections one-to-one (same label, nearest box): near-equal scores may swap places."""
-    cost = torch.cdist(mine["boxes"].double(), theirs["boxes"].double(), p=1)
-    cost[mine["labels"][:, None] != theirs["labels"][None]] = 1e9
+    """Pair our ``Detections`` one-to-one with HF's dict(boxes, labels) (same label, nearest box):
+    near-equal scores may swap places."""
+    cost = torch.cdist(mine.boxes.double(), theirs["boxes"].double(), p=1)
+    cost[mine.labels[:, None] != theirs["labels"][None]] = 1e9
     a, b = linear_sum_assignment(cost.numpy())
-    assert len(a) == len(mine["labels"]) and cost[a, b].max() < 1e9, "label sets differ"
+    assert len(a) == len(mine.labels) and cost[a, b].max() < 1e9, "label sets differ"
     return torch.as_tensor(a), torch.as_tensor(b)
 
 
@@ -209,16 +211,17 @@ def test_eval_matches_hf(name):
     # Final detections: Paddle's DETRPostProcess vs HF's post_process_object_detection (same math).
     scale_factors = SIZE / ORIG_SIZES
     im_shape = torch.full((BATCH, 2), float(SIZE))
-    ours_det = DETRPostProcess(300)((logits, boxes), im_shape, scale_factors)
+    ours_det = detr_postprocess(logits, boxes, im_shape, scale_factors, 300)
     out.logits, out.pred_boxes = hf_logits, hf_boxes
     hf_det = RTDetrImageProcessor().post_process_object_detection(out, threshold=-1.0,
                                                                   target_sizes=ORIG_SIZES)
     for mine, theirs in zip(ours_det, hf_det):
-        assert mine["boxes"].shape == (300, 4) and mine["labels"].dtype == torch.int64
-        assert_close(mine["scores"], theirs["scores"], what="detection scores")
+        assert isinstance(mine, Detections) and mine.masks is None
+        assert mine.boxes.shape == (300, 4) and mine.labels.dtype == torch.int64
+        assert_close(mine.scores, theirs["scores"], what="detection scores")
         a, b = match_detections(mine, theirs)
-        assert_close(mine["scores"][a], theirs["scores"][b], what="matched detection scores")
-        assert_close(mine["boxes"][a], theirs["boxes"][b], tol=1e-3, what="detection boxes (px)")
+        assert_close(mine.scores[a], theirs["scores"][b], what="matched detection scores")
+        assert_close(mine.boxes[a], theirs["boxes"][b], tol=1e-3, what="detection boxes (px)")
 
 
 def test_train_with_denoising_matches_hf():
@@ -286,12 +289,15 @@ def test_detector_eval_postprocess_and_train():
     assert logits.shape == (BATCH, 50, 4) and boxes.shape == (BATCH, 50, 4)
     assert torch.equal(logits, manual[0]) and torch.equal(boxes, manual[1])
     scale_factors = torch.tensor([[96 / 480, 128 / 640], [96 / 333, 128 / 500]])
-    dets = model.postprocess((logits, boxes), scale_factors, torch.tensor([[96, 128]] * BATCH))
+    orig_sizes = torch.tensor([[480, 640], [333, 500]])
+    dets = model.postprocess((logits, boxes), scale_factors, torch.tensor([[96, 128]] * BATCH),
+                             orig_sizes)
     im_shape = torch.tensor([[96.0, 128.0]] * BATCH)
-    expected = DETRPostProcess(300)((logits, boxes), im_shape, scale_factors)
+    expected = detr_postprocess(logits, boxes, im_shape, scale_factors, 300)
     for det, ref in zip(dets, expected):
-        assert det["boxes"].shape == (50 * 4, 4) and det["labels"].dtype == torch.int64
-        assert torch.equal(det["boxes"], ref["boxes"]) and torch.equal(det["scores"], ref["scores"])
+        assert isinstance(det, Detections) and det.masks is None
+        assert det.boxes.shape == (50 * 4, 4) and det.labels.dtype == torch.int64
+        assert torch.equal(det.boxes, ref.boxes) and torch.equal(det.scores, ref.scores)
     model.train()
     targets = dict(gt_labels=torch.tensor([[[1], [3]], [[2], [0]]]),
                    gt_bboxes=torch.tensor([[[0.3, 0.4, 0.2, 0.3], [0.6, 0.5, 0.4, 0.2]],

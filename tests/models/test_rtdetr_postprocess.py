@@ -9,6 +9,7 @@ import torch.nn as nn
 from conftest import run_paddle
 
 from mmdet_lite.models.architectures.rtdetr import RTDETR, build_rtdetr
+from mmdet_lite.models.post_process.detections import Detections
 from mmdet_lite.models.post_process.detr_postprocess import detr_topk
 from mmdet_lite.utils.errors import UserError
 
@@ -53,11 +54,15 @@ def _scale_factors():
                         dtype=torch.float32)
 
 
+def _orig_sizes():
+    return torch.tensor(ORIG_SIZES)
+
+
 def test_postprocess_is_paddle_exact(tmp_path):
     logits, boxes = _outputs()
     scale_factors = _scale_factors()
     input_sizes = torch.tensor([TEST_SIZE] * len(ORIG_SIZES))  # eval batches: int64 (N, 2)
-    dets = _head_only().postprocess((logits, boxes), scale_factors, input_sizes)
+    dets = _head_only().postprocess((logits, boxes), scale_factors, input_sizes, _orig_sizes())
     np.savez(tmp_path / "in.npz", logits=logits.numpy(), boxes=boxes.numpy(),
              im_shape=input_sizes.numpy().astype(np.float32), scale_factor=scale_factors.numpy(),
              num_classes=NUM_CLASSES, top=TOP)
@@ -65,17 +70,18 @@ def test_postprocess_is_paddle_exact(tmp_path):
     run_paddle(tmp_path / "ref.py", tmp_path / "in.npz", tmp_path / "out.npy")
     ref = np.load(tmp_path / "out.npy").reshape(len(ORIG_SIZES), TOP, 6)
     for det, r, (h, w) in zip(dets, ref, ORIG_SIZES):
-        assert np.array_equal(det["labels"].numpy(), r[:, 0].astype(np.int64))
+        assert isinstance(det, Detections) and det.masks is None
+        assert np.array_equal(det.labels.numpy(), r[:, 0].astype(np.int64))
         # Paddle's and PyTorch's sigmoid kernels differ by an ulp or two on some inputs.
-        np.testing.assert_allclose(det["scores"].numpy(), r[:, 1], rtol=0, atol=3e-7)
-        assert np.array_equal(det["boxes"].numpy(), r[:, 2:])  # bit-exact, original pixels
-        assert det["boxes"].dtype == torch.float32 and det["labels"].dtype == torch.int64
+        np.testing.assert_allclose(det.scores.numpy(), r[:, 1], rtol=0, atol=3e-7)
+        assert np.array_equal(det.boxes.numpy(), r[:, 2:])  # bit-exact, original pixels
+        assert det.boxes.dtype == torch.float32 and det.labels.dtype == torch.int64
     # The original size is recovered exactly from the float32 scale factor: a box spanning the
     # whole input spans the whole original image.
     full = torch.tensor([[0.5, 0.5, 1.0, 1.0]]).expand(len(ORIG_SIZES), QUERIES, 4)
-    for det, (h, w) in zip(_head_only().postprocess((logits, full), scale_factors, input_sizes),
-                           ORIG_SIZES):
-        assert det["boxes"][0].tolist() == [0.0, 0.0, float(w), float(h)]
+    for det, (h, w) in zip(_head_only().postprocess((logits, full), scale_factors, input_sizes,
+                                                    _orig_sizes()), ORIG_SIZES):
+        assert det.boxes[0].tolist() == [0.0, 0.0, float(w), float(h)]
 
 
 def test_postprocess_is_stateless():
@@ -88,20 +94,21 @@ def test_postprocess_is_stateless():
     scale = torch.ones(1, 2)
     with torch.no_grad():
         small = model(torch.rand(1, 3, 64, 96) * 255)
-        first = model.postprocess(small, scale, torch.tensor([[64, 96]]))[0]
+        first = model.postprocess(small, scale, *[torch.tensor([[64, 96]])] * 2)[0]
         model(torch.rand(1, 3, 128, 128) * 255)  # another forward in between changes nothing
-        again = model.postprocess(small, scale, torch.tensor([[64, 96]]))[0]
-    assert torch.equal(first["boxes"], again["boxes"])
+        again = model.postprocess(small, scale, *[torch.tensor([[64, 96]])] * 2)[0]
+    assert torch.equal(first.boxes, again.boxes)
     xyxy = torch.cat([small[1][0, :, :2] - small[1][0, :, 2:] / 2,
                       small[1][0, :, :2] + small[1][0, :, 2:] / 2], -1) * torch.tensor(
         [96.0, 64.0, 96.0, 64.0])
     query = torch.div(torch.topk(small[0][0].sigmoid().flatten(), 60).indices, 3,
                       rounding_mode="floor")
-    assert torch.equal(first["boxes"], xyxy[query])
-    doubled = model.postprocess(small, scale, torch.tensor([[128, 192]]))[0]
-    assert torch.allclose(doubled["boxes"], first["boxes"] * 2)
+    assert torch.equal(first.boxes, xyxy[query])
+    doubled = model.postprocess(small, scale, torch.tensor([[128, 192]]),
+                                torch.tensor([[128, 192]]))[0]
+    assert torch.allclose(doubled.boxes, first.boxes * 2)
     with pytest.raises(ValueError, match="input_sizes"):
-        model.postprocess(small, scale)
+        model.postprocess(small, scale, None, None)
 
 
 def test_onnx_postprocess_equals_postprocess_in_input_pixels():
@@ -109,13 +116,14 @@ def test_onnx_postprocess_equals_postprocess_in_input_pixels():
     model = _head_only()
     images = torch.zeros(len(ORIG_SIZES), 3, *TEST_SIZE)
     out_boxes, scores, labels, batch = model.onnx_postprocess((logits, boxes), images)
-    dets = model.postprocess((logits, boxes), torch.ones(len(ORIG_SIZES), 2),
-                             torch.tensor([TEST_SIZE] * len(ORIG_SIZES)))
+    input_sizes = torch.tensor([TEST_SIZE] * len(ORIG_SIZES))
+    dets = model.postprocess((logits, boxes), torch.ones(len(ORIG_SIZES), 2), input_sizes,
+                             input_sizes)
     assert out_boxes.shape == (len(ORIG_SIZES) * TOP, 4) and batch.dtype == torch.int64
     assert torch.equal(batch, torch.arange(len(ORIG_SIZES)).repeat_interleave(TOP))
-    assert torch.equal(out_boxes, torch.cat([d["boxes"] for d in dets]))
-    assert torch.equal(scores, torch.cat([d["scores"] for d in dets]))
-    assert torch.equal(labels, torch.cat([d["labels"] for d in dets]))
+    assert torch.equal(out_boxes, torch.cat([d.boxes for d in dets]))
+    assert torch.equal(scores, torch.cat([d.scores for d in dets]))
+    assert torch.equal(labels, torch.cat([d.labels for d in dets]))
 
 
 def test_top_k_is_capped_and_softmax_variant():

@@ -5,7 +5,8 @@ from conftest import assert_same_coco_detections
 from tiny_picodet import EXP_FILE, TSIZE, data_opts, make_dataset, write_checkpoint
 
 from mmdet_lite.core.cli_args import eval_parser, parse_args
-from mmdet_lite.core.evaluate import run_eval
+from mmdet_lite.core.evaluate import eval_exp, run_eval
+from mmdet_lite.exp.picodet_base import PicoDetExp
 
 
 def _run(tmp, data_dir, ckpt, devices, name):
@@ -34,3 +35,17 @@ def test_two_cpu_processes_give_the_same_results(tmp_path, capsys):
     assert stats2 == stats1
 
     assert_same_coco_detections(dets2, dets1)
+
+
+def test_conf_and_nms_are_set_through_the_exp(monkeypatch):
+    argv = ["-f", str(EXP_FILE), "-c", "unused.pth", "--conf", "0.2", "--nms", "0.45"]
+    exp = eval_exp(parse_args(eval_parser(), argv))
+    assert exp.get_score_threshold() == 0.2
+    assert exp.head["nms"]["score_threshold"] == 0.2 and exp.head["nms"]["nms_threshold"] == 0.45
+    assert exp.get_model().head.nms["nms_threshold"] == 0.45
+    calls = []  # every load of the exp file makes a new Exp class: patch the family base
+    monkeypatch.setattr(PicoDetExp, "set_score_threshold", lambda _, v: calls.append(("conf", v)))
+    monkeypatch.setattr(PicoDetExp, "set_nms_threshold", lambda _, v: calls.append(("nms", v)))
+    exp = eval_exp(parse_args(eval_parser(), argv))
+    assert calls == [("conf", 0.2), ("nms", 0.45)]
+    assert exp.head["nms"]["score_threshold"] == 0.025  # only the exp's methods set it

@@ -1,4 +1,7 @@
-"""ONNX export: onnxruntime agrees with PyTorch, with and without the NMS in the graph."""
+"""ONNX export: onnxruntime agrees with PyTorch, with and without the NMS in the graph; the graph's
+outputs are the ones the model declares."""
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -10,7 +13,8 @@ from mmdet_lite.core.cli_args import export_parser, parse_args
 from mmdet_lite.data.image_io import read_image
 from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.exporting.cli import run_export
-from mmdet_lite.exporting.onnx_export import run_onnx
+from mmdet_lite.exporting.onnx_export import compare_outputs, export_onnx, run_onnx
+from mmdet_lite.models.architectures.base import Detector
 from mmdet_lite.utils.errors import UserError
 
 
@@ -35,9 +39,10 @@ def _reference(images):
     """Detections of the PyTorch model (boxes in input pixels: scale factor 1), sorted."""
     model = separated_model()
     with torch.no_grad():
-        dets = model.postprocess(model(images), torch.ones(len(images), 2))
+        sizes = torch.tensor([images.shape[-2:]] * len(images))
+        dets = model.postprocess(model(images), torch.ones(len(images), 2), sizes, sizes)
     rows = [(i, int(l), float(s), *map(float, b)) for i, d in enumerate(dets)
-            for b, s, l in zip(d["boxes"], d["scores"], d["labels"])]
+            for b, s, l in zip(d.boxes, d.scores, d.labels)]
     return sorted(rows, key=lambda r: (r[0], r[1], -r[2], r[3]))
 
 
@@ -92,3 +97,63 @@ def test_export_errors(setup):
     (tmp / "a_file").write_text("")
     with pytest.raises(UserError, match="a_file"):
         _export(tmp, ckpt, "a_file/x.onnx")
+
+
+class _MaskDetector(Detector):
+    """A stand-in mask model: one 1x1 conv whose map thresholds into a mask per image; it declares
+    five post-processed outputs, a ``masks`` one among them."""
+
+    onnx_raw_outputs = {"heat": "float32 (N, 1, H, W)"}
+    onnx_post_outputs = {"boxes": "float32 (N, 4) the whole input",
+                         "scores": "float32 (N,) mean heat",
+                         "labels": "int64 (N,) zeros",
+                         "masks": "bool (N, H, W) heat above its mean",
+                         "batch_indices": "int64 (N,) the image"}
+
+    def __init__(self, outputs_returned=5):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 1)
+        self.outputs_returned = outputs_returned
+
+    def forward(self, images):
+        return (self.conv(images / 255.0),)
+
+    def check_onnx_export(self, opset, dynamic, postprocess=True):
+        pass
+
+    def onnx_postprocess(self, outputs, images, dynamic=False):
+        heat = outputs[0]
+        num, _, h, w = heat.shape
+        scores = heat.mean((1, 2, 3))
+        boxes = torch.tensor([[0.0, 0.0, w, h]]).expand(num, 4)
+        masks = heat[:, 0] > scores[:, None, None]
+        labels = torch.zeros(num, dtype=torch.int64)
+        result = (boxes, scores, labels, masks, torch.arange(num))
+        return result[:self.outputs_returned]
+
+
+def test_exporter_uses_the_outputs_the_model_declares(tmp_path):
+    torch.manual_seed(0)
+    model = _MaskDetector().eval()
+    path = tmp_path / "mask.onnx"
+    export_onnx(model, path, (16, 24), batch_size=2)
+    proto = onnx.load(str(path))
+    assert [o.name for o in proto.graph.output] == list(_MaskDetector.onnx_post_outputs)
+    meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
+    assert meta["outputs"] == _MaskDetector.onnx_post_outputs and meta["postprocess"] is True
+    images = torch.randint(0, 256, (2, 3, 16, 24)).float()
+    boxes, scores, labels, masks, batch = run_onnx(path, images.numpy())
+    with torch.no_grad():
+        expected = model.onnx_postprocess(model(images), images)
+    assert masks.dtype == np.bool_ and masks.shape == (2, 16, 24)
+    np.testing.assert_array_equal(masks, expected[3].numpy())
+    np.testing.assert_allclose(scores, expected[1].numpy(), rtol=0, atol=1e-6)
+    assert batch.tolist() == [0, 1] and labels.dtype == np.int64
+    names = list(_MaskDetector.onnx_post_outputs)
+    assert compare_outputs(expected, [boxes, scores, labels, masks, batch], names=names) < 1e-5
+    raw = tmp_path / "raw.onnx"
+    export_onnx(model, raw, (16, 24), postprocess=False)
+    assert [o.name for o in onnx.load(str(raw)).graph.output] == ["heat"]
+    with pytest.raises(ValueError, match=r"returned 4 tensors but declares \['boxes', 'scores', "
+                                         r"'labels', 'masks', 'batch_indices'\]"):
+        export_onnx(_MaskDetector(outputs_returned=4).eval(), tmp_path / "bad.onnx", (16, 24))

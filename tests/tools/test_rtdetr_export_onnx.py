@@ -22,7 +22,7 @@ from tiny_rtdetr import EXP_FILE, NUM_CLASSES, TOP, TSIZE, separated_model, val_
 from mmdet_lite.core.cli_args import export_parser, parse_args
 from mmdet_lite.data.synthetic import make_shapes_dataset
 from mmdet_lite.exporting.cli import run_export
-from mmdet_lite.exporting.onnx_export import POST_OUTPUTS, compare_outputs
+from mmdet_lite.exporting.onnx_export import compare_outputs
 from mmdet_lite.utils.checkpoint import save_checkpoint
 from mmdet_lite.utils.errors import UserError
 
@@ -74,9 +74,9 @@ def _reference(model, images):
         logits, boxes = model.decoder.decode(queries["target"], queries["ref_unact"], memory,
                                              shapes)
     outputs = logits[-1], boxes[-1]
-    dets = model.postprocess(outputs, torch.ones(num, 2),
-                             torch.tensor([list(images.shape[-2:])] * num))
-    post = [torch.cat([d[k] for d in dets]) for k in ("boxes", "scores", "labels")]
+    sizes = torch.tensor([list(images.shape[-2:])] * num)
+    dets = model.postprocess(outputs, torch.ones(num, 2), sizes, sizes)
+    post = [torch.cat([getattr(d, k) for d in dets]) for k in ("boxes", "scores", "labels")]
     return (outputs, queries["enc_outputs_class"].numpy(), queries["topk_ind"].numpy(),
             post + [torch.arange(num).repeat_interleave(TOP)])
 
@@ -127,7 +127,7 @@ def test_fixed_size_export_matches_pytorch(setup, capsys):
     assert proto.opset_import[0].version == 17
     assert any(n.op_type == "GridSample" for n in proto.graph.node)
     proto = onnx.load(post)
-    assert [o.name for o in proto.graph.output] == list(POST_OUTPUTS)
+    assert [o.name for o in proto.graph.output] == ["boxes", "scores", "labels", "batch_indices"]
     meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
     assert meta["postprocess"] is True and meta["box_format"] == "x1y1x2y2 input pixels"
     assert _check(model, val_images(data_dir), _session(raw), _session(post))[-1] > 0

@@ -232,7 +232,12 @@ def test_user_errors_are_one_line(setup, paddle_files):
     with pytest.raises(UserError) as err:
         run_eval(parse_args(eval_parser(), ["-f", str(EXP_FILE), "-c", str(ckpt), "--conf", "0.3",
                                             *map(str, common[2:])]))
-    assert str(err.value) == ("--conf: rtdetr_r18vd_6x_coco has no head.nms.score_threshold to "
-                              "set (its post-processing has no NMS); drop --conf")
+    assert str(err.value) == ("--conf: rtdetr_r18vd_6x_coco has no score threshold to set (its "
+                              "post-processing has no NMS); drop --conf")
+    with pytest.raises(UserError) as err:
+        run_eval(parse_args(eval_parser(), ["-f", str(EXP_FILE), "-c", str(ckpt), "--nms", "0.5",
+                                            *map(str, common[2:])]))
+    assert str(err.value) == ("--nms: rtdetr_r18vd_6x_coco has no NMS IoU threshold to set (its "
+                              "post-processing has no NMS); drop --nms")
     with pytest.raises(UserError, match=r"test_size \(200, 200\): RT-DETR needs .* by 32"):
         Predictor(str(EXP_FILE), ckpt, tsize=200, num_classes=NUM_CLASSES)

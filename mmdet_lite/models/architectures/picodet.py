@@ -4,21 +4,23 @@ from mmdet_lite.models.backbones.lcnet import LCNet
 from mmdet_lite.models.heads.pico_head_v2 import PicoHeadV2
 from mmdet_lite.models.necks.csp_pan import CSPPAN
 from mmdet_lite.models.necks.lcpan import LCPAN
+from mmdet_lite.models.post_process.onnx_nms import onnx_multiclass_nms
 from mmdet_lite.utils.errors import UserError
+from mmdet_lite.utils.registry import Registry
 
-NECKS = {"LCPAN": LCPAN, "CSPPAN": CSPPAN}
+NECKS = Registry("neck.name", {"LCPAN": LCPAN, "CSPPAN": CSPPAN})
 
 
 class PicoDet(NormalizedInputDetector):
     """PicoDet detector on 0..255 RGB float images (N, 3, H, W).
 
-    The input is normalised inside as ``(x / 255 - pixel_mean) / pixel_std`` (RGB, 0..1 scale;
-    non-persistent buffers). In eval mode ``forward`` returns the head's raw
-    ``(scores (N, A, C), bboxes (N, A, 4) x1y1x2y2 in input pixels)``; ``postprocess`` turns them
-    into per-image detections in original-image pixels. In train mode ``forward(images, targets)``
-    (targets as ``PicoHeadV2.loss`` takes them) returns dict(total_loss, loss_vfl, loss_bbox,
-    loss_dfl). ONNX (``mmdet_lite.exporting``): ``onnx_raw_outputs``, ``check_onnx_export``,
-    ``onnx_postprocess``.
+    The ``Detector`` contract (see ``base.py``). The input is normalised inside as
+    ``(x / 255 - pixel_mean) / pixel_std`` (RGB, 0..1 scale; non-persistent buffers). In eval mode
+    ``forward`` returns the head's raw ``(scores (N, A, C), bboxes (N, A, 4) x1y1x2y2 in input
+    pixels)``; ``postprocess`` turns them into per-image ``Detections`` in original-image pixels
+    (the head's NMS, ``head.nms``). In train mode ``forward(images, targets)`` (targets as
+    ``PicoHeadV2.loss`` takes them) returns dict(total_loss, loss_vfl, loss_bbox, loss_dfl).
+    ONNX: ``onnx_postprocess`` gives ``BOX_ONNX_OUTPUTS``.
     """
 
     onnx_raw_outputs = {
@@ -45,13 +47,13 @@ class PicoDet(NormalizedInputDetector):
         losses = self.head.loss(self.forward_features(self.normalize(images)), targets)
         return dict(total_loss=sum(losses.values()), **losses)
 
-    def postprocess(self, outputs, scale_factors, input_sizes=None):
+    def postprocess(self, outputs, scale_factors, input_sizes, orig_sizes):
         """Raw ``(scores, bboxes)`` and ``scale_factors (N, 2)`` (resized / original, y then x) ->
-        list of dict(boxes (K, 4) float32 in original pixels, scores (K,), labels (K,) int64).
+        list of ``Detections`` (boxes float32 in original pixels, no masks) after NMS.
 
-        ``input_sizes (N, 2)`` (the eval batches' sizes before padding) is part of the detectors'
-        common interface; PicoDet's boxes are already in input pixels, so it is not needed."""
-        return self.head.post_process(outputs, scale_factors)
+        PicoDet's boxes are in input pixels and scale back by ``scale_factors`` alone:
+        ``input_sizes`` and ``orig_sizes`` (the contract's) are not needed."""
+        return self.head.postprocess(outputs, scale_factors)
 
     def check_onnx_export(self, opset, dynamic, postprocess=True):
         """Raise ``UserError`` for export settings this model does not support."""
@@ -68,11 +70,9 @@ class PicoDet(NormalizedInputDetector):
 
     def onnx_postprocess(self, outputs, images, dynamic=False):
         """Export-friendly ``postprocess``: Paddle's MultiClassNMS as ONNX ``NonMaxSuppression``
-        (``mmdet_lite.exporting.onnx_export.onnx_multiclass_nms``), boxes in input pixels:
-        ``boxes (M, 4)``, ``scores (M,)``, ``labels (M,)``, ``batch_indices (M,)``. ``dynamic``
-        pads the candidates so that the graph holds for any input size."""
-        from mmdet_lite.exporting.onnx_export import onnx_multiclass_nms
-
+        (``mmdet_lite.models.post_process.onnx_nms``), boxes in input pixels: ``boxes (M, 4)``,
+        ``scores (M,)``, ``labels (M,)``, ``batch_indices (M,)``. ``dynamic`` pads the candidates
+        so that the graph holds for any input size."""
         scores, bboxes = outputs
         return onnx_multiclass_nms(bboxes, scores, pad_top_k=dynamic, **self._nms_settings())
 
@@ -86,11 +86,7 @@ def build_picodet(num_classes, backbone, neck, head, pixel_mean=(0.485, 0.456, 0
     PicoFeat ``feat_in``/``feat_out``) default to the neck's output channels.
     """
     backbone_module = LCNet(**backbone)
-    neck = dict(neck)
-    name = neck.pop("name", None)
-    if name not in NECKS:
-        raise UserError(f"neck.name: expected one of {sorted(NECKS)}, got {name!r}")
-    neck_module = NECKS[name](in_channels=list(backbone_module.out_channels), **neck)
+    neck_module = NECKS.build(neck, in_channels=list(backbone_module.out_channels))
     channels = neck_module.out_channels
     channels = channels if isinstance(channels, int) else channels[0]
     head = dict(head)

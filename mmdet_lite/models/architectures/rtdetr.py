@@ -1,18 +1,21 @@
 """The RT-DETR detector: ResNet-vd / PP-HGNetV2 backbone, HybridEncoder, RTDETRTransformer."""
-import importlib
-
 import torch
 
 from mmdet_lite.models.architectures.base import NormalizedInputDetector
-from mmdet_lite.models.post_process.detr_postprocess import DETRPostProcess, detr_topk
+from mmdet_lite.models.assigners.hungarian_matcher import HungarianMatcher
+from mmdet_lite.models.backbones.hgnet_v2 import PPHGNetV2
+from mmdet_lite.models.backbones.resnet_vd import ResNetVd
+from mmdet_lite.models.losses.detr_loss import DETRLoss
+from mmdet_lite.models.post_process.detr_postprocess import detr_postprocess, detr_topk
 from mmdet_lite.models.transformers.hybrid_encoder import HybridEncoder
 from mmdet_lite.models.transformers.position_encoding import size_tensor
 from mmdet_lite.models.transformers.rtdetr_decoder import RTDETRTransformer
 from mmdet_lite.utils.errors import UserError
+from mmdet_lite.utils.registry import Registry
 
-BACKBONES = {"ResNetVd": "mmdet_lite.models.backbones.resnet_vd",
-             "PPHGNetV2": "mmdet_lite.models.backbones.hgnet_v2"}
-LOSS_MODULE = "mmdet_lite.models.losses.detr_loss"
+BACKBONES = Registry("backbone.name", {"ResNetVd": ResNetVd, "PPHGNetV2": PPHGNetV2})
+LOSSES = Registry("loss.name", {"DETRLoss": DETRLoss})
+LOSS_ALIASES = {"DINOLoss": "DETRLoss"}  # Paddle's name of the same criterion
 
 
 def to_detr_targets(targets):
@@ -38,16 +41,16 @@ class RTDETR(NormalizedInputDetector):
     ``(x / 255 - pixel_mean) / pixel_std`` (RT-DETR's reader: mean 0, std 1; non-persistent
     buffers). H and W are multiples of the largest feature stride (32).
 
-    Eval: ``model(images)`` returns the decoder's raw ``(logits (N, Q, C), boxes (N, Q, 4))``,
-    boxes normalised cxcywh, from decoder layer ``eval_idx``. ``postprocess(outputs,
-    scale_factors, input_sizes)`` gives per-image dict(boxes (K, 4) in original pixels, scores
-    (K,), labels (K,) int64) with Paddle's ``DETRPostProcess`` (top-``num_top_queries`` over
-    queries x classes, no NMS). The model keeps no state between calls.
+    The ``Detector`` contract (see ``base.py``). Eval: ``model(images)`` returns the decoder's raw
+    ``(logits (N, Q, C), boxes (N, Q, 4))``, boxes normalised cxcywh, from decoder layer
+    ``eval_idx``. ``postprocess(outputs, scale_factors, input_sizes, orig_sizes)`` gives
+    per-image ``Detections`` (boxes in original pixels) with Paddle's ``DETRPostProcess``
+    (``detr_postprocess``: the top ``num_top_queries`` over queries x classes, sigmoid scores as
+    ``use_focal_loss``, no NMS, no score threshold). The model keeps no state between calls.
     Train: ``model(images, targets)`` (see ``to_detr_targets``) returns the criterion's losses with
     ``total_loss``; the criterion is the ``criterion`` module given here (``build_rtdetr`` makes it
     from ``losses/detr_loss.py``), called as ``criterion(decoder_outputs, targets)``.
-    ONNX (``mmdet_lite.exporting``): ``onnx_raw_outputs``, ``check_onnx_export``,
-    ``onnx_postprocess``.
+    ONNX: ``onnx_postprocess`` gives ``BOX_ONNX_OUTPUTS``.
     """
 
     onnx_raw_outputs = {
@@ -63,7 +66,8 @@ class RTDETR(NormalizedInputDetector):
         self.encoder = encoder
         self.decoder = decoder
         self.criterion = criterion
-        self.post_process = DETRPostProcess(num_top_queries, use_focal_loss=True)
+        self.num_top_queries = num_top_queries
+        self.use_focal_loss = True
 
     def forward_features(self, x):
         """Normalised input (N, 3, H, W) -> the encoder's maps [(N, D, H/s, W/s)], s = 8, 16, 32."""
@@ -84,20 +88,22 @@ class RTDETR(NormalizedInputDetector):
             losses = dict(total_loss=sum(losses.values()), **losses)
         return losses
 
-    def postprocess(self, outputs, scale_factors, input_sizes=None):
+    def postprocess(self, outputs, scale_factors, input_sizes, orig_sizes):
         """Raw ``(logits, boxes)``, ``scale_factors (N, 2)`` (resized / original, y then x) and
         ``input_sizes (N, 2)`` (h, w of each image fed to the network, before batch padding: the
-        eval batches' ``input_sizes``) -> list of dict(boxes (K, 4) float32 in original pixels,
-        scores (K,), labels (K,) int64).
+        eval batches' ``input_sizes``) -> list of ``Detections`` (boxes float32 in original
+        pixels, no masks).
 
-        As Paddle, the original size is ``floor(input_size / scale_factor + 0.5)``.
+        As Paddle, the original size is ``floor(input_size / scale_factor + 0.5)`` (for the
+        float32 scale factors of ``TestTransform`` that is ``orig_sizes``, which is not needed).
         """
         if input_sizes is None:
             raise ValueError("RTDETR.postprocess needs input_sizes (N, 2): the (h, w) of each "
                              "network input before padding (eval batches carry 'input_sizes')")
-        logits = outputs[0]
+        logits, boxes = outputs
         im_shape = torch.as_tensor(input_sizes, device=logits.device).to(torch.float32)
-        return self.post_process(outputs, im_shape.reshape(-1, 2), scale_factors)
+        return detr_postprocess(logits, boxes, im_shape.reshape(-1, 2), scale_factors,
+                                self.num_top_queries, self.use_focal_loss)
 
     def check_onnx_export(self, opset, dynamic, postprocess=True):
         """Raise ``UserError`` for export settings this model does not support. ``dynamic``
@@ -116,44 +122,28 @@ class RTDETR(NormalizedInputDetector):
         num_images = logits.shape[0]
         size = size_tensor(images.shape[-2:], logits.device)
         boxes, scores, labels = detr_topk(logits, boxes, size.expand(num_images, 2),
-                                          self.post_process.num_top_queries,
-                                          self.post_process.use_focal_loss)
+                                          self.num_top_queries, self.use_focal_loss)
         k = scores.shape[1]
         batch = torch.arange(num_images, device=logits.device).unsqueeze(1).expand(num_images, k)
         return boxes.reshape(-1, 4), scores.reshape(-1), labels.reshape(-1), batch.reshape(-1)
 
 
-def _import(module_name, what):
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"{what}: {module_name} is not available ({exc})") from exc
-
-
 def build_backbone(backbone):
     """``backbone`` dict: ``name`` ("ResNetVd" or "PPHGNetV2") plus its kwargs -> module with
     ``out_channels`` (one per returned map)."""
-    backbone = dict(backbone)
-    name = backbone.pop("name", None)
-    if name not in BACKBONES:
-        raise UserError(f"backbone.name: expected one of {sorted(BACKBONES)}, got {name!r}")
-    return getattr(_import(BACKBONES[name], f"backbone.name {name}"), name)(**backbone)
+    return BACKBONES.build(backbone)
 
 
 def build_criterion(num_classes, loss):
-    """``loss`` dict: ``name`` of a class of ``losses/detr_loss.py`` (default ``DETRLoss``; Paddle's
-    ``DINOLoss`` is an alias) plus its kwargs; a ``matcher`` dict builds a ``HungarianMatcher``."""
+    """``loss`` dict: ``name`` of a registered criterion (``LOSSES``: ``DETRLoss``, the default;
+    Paddle's ``DINOLoss`` is an alias) plus its kwargs; a ``matcher`` dict builds a
+    ``HungarianMatcher``."""
     loss = dict(loss)
     name = loss.pop("name", "DETRLoss")
-    name = "DETRLoss" if name == "DINOLoss" else name
-    module = _import(LOSS_MODULE, "loss")
-    if not hasattr(module, name):
-        raise UserError(f"loss.name: {name!r} is not a class of {LOSS_MODULE}")
     if isinstance(loss.get("matcher"), dict):
-        from mmdet_lite.models.assigners.hungarian_matcher import HungarianMatcher
         matcher = {k: v for k, v in loss["matcher"].items() if k != "name"}
         loss["matcher"] = HungarianMatcher(**matcher)
-    return getattr(module, name)(num_classes=num_classes, **loss)
+    return LOSSES.create(LOSS_ALIASES.get(name, name), loss, num_classes=num_classes)
 
 
 def _check_eval_size(eval_size, stride):

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmdet_lite.models.backbones.lcnet import DepthwiseSeparable
 from mmdet_lite.models.heads.pico_head_v2_loss import PicoHeadV2Loss
 from mmdet_lite.models.layers import ConvBN, get_activation
+from mmdet_lite.models.post_process.detections import Detections
 from mmdet_lite.models.post_process.multiclass_nms import multiclass_nms
 from mmdet_lite.utils.boxes import anchor_points, distance2bbox
 from mmdet_lite.utils.errors import UserError
@@ -102,11 +103,13 @@ class PicoHeadV2(nn.Module):
     ``(scores (N, A, C), bboxes (N, A, 4))``: scores are ``sigmoid(cls)`` or, with
     ``use_align_head``, ``sqrt(sigmoid(cls) * sigmoid(align) + 1e-9)``; boxes are x1 y1 x2 y2 in
     input pixels around anchor points ``(x + cell_offset) * stride``. ``forward_levels`` gives the
-    per-level raw outputs the training loss reuses; ``post_process`` rescales and runs NMS.
+    per-level raw outputs the training loss reuses; ``postprocess`` rescales and runs NMS.
     ``loss(feats, targets)`` gives the training losses (see ``PicoHeadV2Loss``). Training-only
     settings (``grid_cell_scale``, ``static_assigner_epoch``, ``static_assigner``, ``assigner``,
     ``loss_class``, ``loss_dfl``, ``loss_bbox``; dicts of Paddle's kwargs) are kept in
-    ``self.train_cfg`` and build ``self.criterion``.
+    ``self.train_cfg``; they build the loss module ``self.criterion`` on the first
+    ``get_criterion()`` (the first ``loss``), so an inference-only head never builds it. The loss
+    holds no parameters or buffers: the state dict is the same either way.
     """
 
     def __init__(self, num_classes=80, feat_in_chan=96, fpn_stride=(8, 16, 32, 64), reg_max=7,
@@ -120,7 +123,6 @@ class PicoHeadV2(nn.Module):
                               static_assigner=dict(static_assigner or {}),
                               assigner=dict(assigner or {}), loss_class=dict(loss_class or {}),
                               loss_dfl=dict(loss_dfl or {}), loss_bbox=dict(loss_bbox or {}))
-        self.criterion = PicoHeadV2Loss(num_classes, reg_max, **self.train_cfg)
         conv_feat = dict(conv_feat or {})
         if conv_feat.pop("name", "PicoFeat") != "PicoFeat":
             raise UserError("head.conv_feat.name: only 'PicoFeat' is supported")
@@ -228,18 +230,23 @@ class PicoHeadV2(nn.Module):
                                             torch.float32, scores.device)
             # Decoded in pixels and brought back to stride units, in ppdet's order of operations.
             bboxes = distance2bbox(points * strides, self.integral(regs) * strides) / strides
-            return self.criterion(scores, regs, bboxes, points, strides,
+            return self.get_criterion()(scores, regs, bboxes, points, strides,
                                   [h * w for h, w in sizes], targets["gt_labels"],
                                   targets["gt_bboxes"], targets["pad_gt_mask"], epoch)
 
-    def post_process(self, outputs, scale_factors):
+    def get_criterion(self):
+        """The training loss (``PicoHeadV2Loss`` of ``train_cfg``), built on the first call."""
+        criterion = getattr(self, "criterion", None)
+        if criterion is None:
+            self.criterion = criterion = PicoHeadV2Loss(self.num_classes, self.reg_max,
+                                                        **self.train_cfg)
+        return criterion
+
+    def postprocess(self, outputs, scale_factors):
         """``(scores (N, A, C), bboxes (N, A, 4))`` and ``scale_factors (N, 2)`` (sy, sx) -> list of
-        dict(boxes (K, 4) in original pixels, scores (K,), labels (K,) int64) after NMS."""
+        ``Detections`` (boxes in original pixels, no masks) after NMS."""
         scores, bboxes = outputs
         scale_y, scale_x = scale_factors.to(bboxes.dtype).unbind(-1)
         scale = torch.stack([scale_x, scale_y, scale_x, scale_y], dim=-1).unsqueeze(1)
-        results = []
-        for image_boxes, image_scores in zip(bboxes / scale, scores):
-            boxes, det_scores, labels = multiclass_nms(image_boxes, image_scores, **self.nms)
-            results.append(dict(boxes=boxes, scores=det_scores, labels=labels))
-        return results
+        return [Detections(*multiclass_nms(image_boxes, image_scores, **self.nms))
+                for image_boxes, image_scores in zip(bboxes / scale, scores)]

@@ -2,6 +2,8 @@
 import torch
 from torchvision.ops import box_convert
 
+from mmdet_lite.models.post_process.detections import Detections
+
 
 def detr_topk(logits, boxes, out_size, num_top_queries=300, use_focal_loss=True):
     """The ``num_top_queries`` best detections per image, boxes scaled to ``out_size``.
@@ -33,31 +35,16 @@ def detr_topk(logits, boxes, out_size, num_top_queries=300, use_focal_loss=True)
 
 def detr_postprocess(logits, boxes, im_shape, scale_factor, num_top_queries=300,
                      use_focal_loss=True):
-    """Decode DETR outputs into the ``num_top_queries`` best detections per image, in original
-    pixels (batched tensors).
+    """Decode DETR outputs into the ``num_top_queries`` best detections of each image, in
+    original pixels: Paddle's ``DETRPostProcess`` (``bbox_decode_type='origin'``).
 
-    ``im_shape (B, 2)`` the network input's (h, w) before padding, ``scale_factor (B, 2)``
-    (scale_y, scale_x) = resized / original. As Paddle (``bbox_decode_type='origin'``), the
-    original size is ``floor(im_shape / scale_factor + 0.5)`` and the normalised boxes are scaled
-    by it. See ``detr_topk`` for the rest and the returned tensors.
+    ``logits (B, Q, C)``, ``boxes (B, Q, 4)`` normalised cxcywh, ``im_shape (B, 2)`` the network
+    input's (h, w) before padding, ``scale_factor (B, 2)`` (scale_y, scale_x) = resized /
+    original. As Paddle, the original size is ``floor(im_shape / scale_factor + 0.5)`` and the
+    normalised boxes are scaled by it. Returns a list of B ``Detections`` (float32 boxes and
+    scores, by descending score; see ``detr_topk``).
     """
     im_shape = im_shape.to(boxes.dtype)
     origin_shape = torch.floor(im_shape / scale_factor.to(boxes.dtype) + 0.5)
-    return detr_topk(logits, boxes, origin_shape, num_top_queries, use_focal_loss)
-
-
-class DETRPostProcess:
-    """Per-image detections: ``(logits, boxes), im_shape, scale_factor`` -> list of dict(boxes
-    (K, 4) float32 original pixels, scores (K,), labels (K,) int64). See ``detr_postprocess`` for
-    the math (Paddle's ``DETRPostProcess`` with ``bbox_decode_type='origin'``)."""
-
-    def __init__(self, num_top_queries=300, use_focal_loss=True):
-        self.num_top_queries = num_top_queries
-        self.use_focal_loss = use_focal_loss
-
-    def __call__(self, outputs, im_shape, scale_factor):
-        logits, boxes = outputs
-        boxes, scores, labels = detr_postprocess(logits, boxes, im_shape, scale_factor,
-                                                 self.num_top_queries, self.use_focal_loss)
-        return [dict(boxes=b.float(), scores=s.float(), labels=lab)
-                for b, s, lab in zip(boxes, scores, labels)]
+    boxes, scores, labels = detr_topk(logits, boxes, origin_shape, num_top_queries, use_focal_loss)
+    return Detections.unbatch(boxes.float(), scores.float(), labels)
