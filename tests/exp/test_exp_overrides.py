@@ -155,6 +155,6 @@ def test_base_exp_fields_and_save_dir():
     assert set(base.fields()) == {
         "exp_name", "num_classes", "data_dir", "train_ann", "val_ann", "train_image_folder",
         "val_image_folder", "input_size", "test_size", "max_epoch", "output_dir", "print_interval",
-        "eval_interval", "seed"}
+        "eval_interval", "seed", "train_transforms", "train_sizes", "mosaic_epoch"}
     base.merge(["output_dir", "/tmp/out", "exp_name", "run1"])
     assert base.save_dir == "/tmp/out/run1"
