@@ -6,7 +6,7 @@ from loguru import logger
 
 from mmdet_lite.core.launch import launch, launched_by_torchrun
 from mmdet_lite.utils.fileio import ensure_writable_dir
-from mmdet_lite.core.predictor import build_exp
+from mmdet_lite.exp import build_exp
 from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.checkpoint import load_weights
 from mmdet_lite.utils.device import (check_num_devices, device_name, preferred_memory_format,

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from .exp_file import EXP_FILE_ATTR, rebuild_exp
 from .overrides import apply_overrides
 
 __all__ = ["BaseExp"]
-
-EXP_FILE_ATTR = "__mmdet_lite_exp_file__"
 
 
 def _flatten(fields, prefix=""):
@@ -104,9 +103,7 @@ class BaseExp:
         module = sys.modules.get(type(self).__module__)
         exp_file = getattr(module, EXP_FILE_ATTR, None)
         if exp_file is not None:
-            from .build import _rebuild_exp
-
-            return _rebuild_exp, (exp_file, type(self).__qualname__, dict(vars(self)))
+            return rebuild_exp, (exp_file, type(self).__qualname__, dict(vars(self)))
         return copyreg.__newobj__, (type(self),), dict(vars(self))
 
     # ------------------------------------------------------------------ builders

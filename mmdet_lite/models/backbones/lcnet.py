@@ -1,5 +1,4 @@
 """PP-LCNet backbone (PaddleDetection's ``LCNet``)."""
-import torch
 import torch.nn as nn
 
 from mmdet_lite.models.layers import ConvBN, DepthwiseSeparable
