@@ -122,7 +122,7 @@ def eval_parser():
     parser.add_argument("-d", "--devices", type=_positive_int, default=1,
                         help="processes (GPUs with --device gpu) the images are sharded over")
     parser.add_argument("-b", "--batch-size", dest="batch_size", type=_positive_int, default=None,
-                        help="total batch over all devices (default: exp.eval_batch_size or 8)")
+                        help="total batch over all devices (default: the exp's eval_batch_size)")
     parser.add_argument("-w", "--workers", type=int, default=2,
                         help="data-loader workers per process")
     parser.add_argument("--conf", type=float, default=None,

@@ -87,7 +87,7 @@ def run_eval(args):
     ensure_writable_dir(exp.save_dir)
     world_size = (int(os.environ["WORLD_SIZE"]) if launched_by_torchrun()
                   else args.devices * args.num_machines)
-    total = args.batch_size or getattr(exp, "eval_batch_size", 8)
+    total = args.batch_size or exp.eval_batch_size
     batch_size = max(1, total // world_size)
     logger.info(f"evaluating {args.ckpt} with {exp.exp_name} on {world_size} {args.device} "
                 f"process(es), batch {batch_size} per process, test size {tuple(exp.test_size)}")

@@ -77,6 +77,7 @@ class PicoDetExp(BaseExp):
         self.train_batch_size = 64
         self.eval_batch_size = 8
         self.data_num_workers = 6  # worker_num
+        self.mosaic_epoch = -1  # TrainReader.mosaic_epoch: Mosaic while epoch < it (0: always)
 
         # ---------------- schedule (optimizer_300e.yml) ----------------
         self.max_epoch = 300
@@ -141,13 +142,13 @@ class PicoDetExp(BaseExp):
         return build_train_loader(dataset, batch_size, num_workers, seed, rank=rank,
                                   world_size=world_size, target_sizes=self.train_sizes,
                                   sample_transforms=transforms,
-                                  mosaic_epoch=getattr(self, "mosaic_epoch", -1))
+                                  mosaic_epoch=self.mosaic_epoch)
 
     def sample_transforms(self):
         """``train_transforms`` (ppdet's ``sample_transforms`` after ``Decode``, in order, with
         their arguments) as transform objects; ``None`` or ``{}``: none. ``Mosaic`` merges five
-        samples while ``epoch < mosaic_epoch`` (an optional field, ppdet's
-        ``TrainReader.mosaic_epoch``; absent: never, as in ppdet)."""
+        samples while ``epoch < mosaic_epoch`` (ppdet's ``TrainReader.mosaic_epoch``; -1, ppdet's
+        default: never)."""
         from mmdet_lite.data.mosaic_transforms import AugmentHSV, Mosaic
         from mmdet_lite.data.train_transforms import RandomCrop, RandomDistort, RandomFlip
 
