@@ -35,7 +35,7 @@ def run_convert(args):
     from mmdet_lite.convert.converter import convert_state_dict
     from mmdet_lite.convert.pdparams import load_pdparams
     from mmdet_lite.core.cli_args import split_opts
-    from mmdet_lite.core.predictor import build_exp
+    from mmdet_lite.exp import build_exp
 
     exp = build_exp(args.exp_file or args.name, split_opts(args.opts))
     if args.num_classes is not None:

@@ -4,7 +4,7 @@
 Same format as ``picodet_rules``: ``(regex on the Paddle key, replacement)`` applied in order by
 ``convert_state_dict``, which then renames BatchNorm's ``_mean`` / ``_variance`` and transposes the
 weights of our ``nn.Linear`` modules (Paddle stores [in, out]). ``DINOHead`` and its loss hold no
-tensors. The backbone rules are R1's ``rtdetr_backbone_rules`` (ResNet-vd and PP-HGNetV2).
+tensors. The backbone rules (ResNet-vd and PP-HGNetV2) are ``rtdetr_backbone_rules``.
 """
 from .rtdetr_backbone_rules import RTDETR_BACKBONE_RULES
 

@@ -19,10 +19,10 @@ COCO_CLASSES = (
 
 
 def _names_from_annotations(exp):
-    ann = getattr(exp, "val_ann", None)
+    ann = exp.val_ann
     if not ann:
         return None
-    path = ann if os.path.isabs(ann) else os.path.join(getattr(exp, "data_dir", "") or "", ann)
+    path = ann if os.path.isabs(ann) else os.path.join(exp.data_dir or "", ann)
     if not os.path.isfile(path):
         return None
     try:
@@ -36,12 +36,12 @@ def _names_from_annotations(exp):
 def exp_class_names(exp):
     """The exp's class names, indexable by contiguous label.
 
-    In order: ``exp.class_names`` when the exp defines it; the ``categories`` of its ``val_ann``
+    In order: ``exp.class_names`` when it is set (a list of ``num_classes`` names); the ``categories`` of its ``val_ann``
     file (sorted by id) when that file exists and has ``num_classes`` entries; the 80 COCO names
     for an 80-class model; else ``"0"``, ``"1"``, ...
     """
     num_classes = int(exp.num_classes)
-    names = getattr(exp, "class_names", None)
+    names = exp.class_names
     if names and len(names) == num_classes:
         return [str(n) for n in names]
     names = _names_from_annotations(exp)

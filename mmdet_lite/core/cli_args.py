@@ -1,8 +1,8 @@
-"""Argument parsers of the command-line tools (flags as in CONVENTIONS.md, YOLOX-compatible)."""
+"""Argument parsers of the command-line tools (YOLOX-compatible flags; README.md shows them)."""
 import argparse
 
-__all__ = ["eval_parser", "demo_parser", "convert_parser", "export_parser", "parse_args",
-           "str2bool", "split_opts"]
+__all__ = ["train_parser", "eval_parser", "demo_parser", "convert_parser", "export_parser",
+           "parse_args", "str2bool", "split_opts"]
 
 
 def str2bool(text):
@@ -25,16 +25,24 @@ def _positive_int(text):
     return value
 
 
-def _exp_args(parser, ckpt_help="checkpoint (.pth: {'model': state_dict, ...} or a state dict)"):
+def _exp_file_args(parser):
     parser.add_argument("-f", "--exp_file", default=None, help="experiment file, e.g. "
                         "exps/picodet/picodet_s_416_coco_lcnet.py")
     parser.add_argument("-n", "--name", default=None, help="exp name under exps/ (instead of -f)")
+
+
+def _exp_args(parser, ckpt_help="checkpoint (.pth: {'model': state_dict, ...} or a state dict)"):
+    _exp_file_args(parser)
     parser.add_argument("-c", "--ckpt", required=True, help=ckpt_help)
 
 
-def _device_args(parser):
+def _device_arg(parser):
     parser.add_argument("--device", default=None, choices=["gpu", "cpu"],
                         help="gpu or cpu (default: gpu when CUDA is available, else cpu)")
+
+
+def _device_args(parser):
+    _device_arg(parser)
     parser.add_argument("--fp16", action="store_true", help="half-precision inference (GPU only)")
     parser.add_argument("--fuse", action="store_true",
                         help="fold BatchNorm into the convolutions (faster inference)")
@@ -44,9 +52,15 @@ def _tsize_arg(parser):
     parser.add_argument("--tsize", default=None, help="test size: S or H,W (sets exp.test_size)")
 
 
-def _opts_arg(parser):
-    parser.epilog = ("Trailing KEY VALUE pairs override exp fields, e.g. num_classes 5 "
-                     "head.nms.keep_top_k 50.")
+def _dist_args(parser):
+    parser.add_argument("--num_machines", type=_positive_int, default=1)
+    parser.add_argument("--machine_rank", type=int, default=0)
+    parser.add_argument("--dist-url", dest="dist_url", default="auto",
+                        help="tcp://HOST:PORT of machine 0 for multi-machine runs")
+
+
+def _opts_arg(parser, example="num_classes 5 head.nms.keep_top_k 50"):
+    parser.epilog = f"Trailing KEY VALUE pairs override exp fields, e.g. {example}."
 
 
 def _is_number(text):
@@ -76,6 +90,31 @@ def split_opts(opts):
     return [str(o) for o in (opts or [])]
 
 
+def train_parser():
+    parser = argparse.ArgumentParser("mmdet_lite train", description="train a detector")
+    _exp_file_args(parser)
+    parser.add_argument("-d", "--devices", type=_positive_int, default=1,
+                        help="processes on this machine (GPUs with --device gpu)")
+    parser.add_argument("-b", "--batch-size", dest="batch_size", type=_positive_int, default=None,
+                        help="total batch over all devices (default: train_batch_size per device)")
+    parser.add_argument("-eb", "--eval-batch-size", dest="eval_batch_size", type=_positive_int,
+                        default=None, help="total eval batch (default: eval_batch_size per device)")
+    parser.add_argument("-w", "--workers", type=int, default=None,
+                        help="training data-loader workers per process (default: data_num_workers)")
+    parser.add_argument("-ew", "--eval-workers", dest="eval_workers", type=int, default=None,
+                        help="evaluation data-loader workers per process (default: as -w)")
+    parser.add_argument("-c", "--ckpt", default=None,
+                        help="checkpoint: initial weights, or the run to continue with --resume")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run of -c (default: <save_dir>/latest_ckpt.pth)")
+    parser.add_argument("--fp16", action="store_true", help="mixed precision (GPU only)")
+    parser.add_argument("--sync_bn", action="store_true", help="SyncBatchNorm over GPUs")
+    _device_arg(parser)
+    _dist_args(parser)
+    _opts_arg(parser, "max_epoch 100 base_lr 0.01 num_classes 5")
+    return parser
+
+
 def eval_parser():
     parser = argparse.ArgumentParser("mmdet_lite eval",
                                      description="COCO evaluation of a checkpoint")
@@ -83,7 +122,7 @@ def eval_parser():
     parser.add_argument("-d", "--devices", type=_positive_int, default=1,
                         help="processes (GPUs with --device gpu) the images are sharded over")
     parser.add_argument("-b", "--batch-size", dest="batch_size", type=_positive_int, default=None,
-                        help="total batch over all devices (default: exp.eval_batch_size or 8)")
+                        help="total batch over all devices (default: the exp's eval_batch_size)")
     parser.add_argument("-w", "--workers", type=int, default=2,
                         help="data-loader workers per process")
     parser.add_argument("--conf", type=float, default=None,
@@ -92,10 +131,7 @@ def eval_parser():
                         "(PicoDet: head.nms.nms_threshold)")
     _tsize_arg(parser)
     _device_args(parser)
-    parser.add_argument("--num_machines", type=_positive_int, default=1)
-    parser.add_argument("--machine_rank", type=int, default=0)
-    parser.add_argument("--dist-url", dest="dist_url", default="auto",
-                        help="tcp://HOST:PORT of machine 0 for multi-machine runs")
+    _dist_args(parser)
     _opts_arg(parser)
     return parser
 

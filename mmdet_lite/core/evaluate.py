@@ -6,7 +6,7 @@ from loguru import logger
 
 from mmdet_lite.core.launch import launch, launched_by_torchrun
 from mmdet_lite.utils.fileio import ensure_writable_dir
-from mmdet_lite.core.predictor import build_exp
+from mmdet_lite.exp import build_exp
 from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.checkpoint import load_weights
 from mmdet_lite.utils.device import (check_num_devices, device_name, preferred_memory_format,
@@ -84,7 +84,7 @@ def run_eval(args):
     ensure_writable_dir(exp.save_dir)
     world_size = (int(os.environ["WORLD_SIZE"]) if launched_by_torchrun()
                   else args.devices * args.num_machines)
-    total = args.batch_size or getattr(exp, "eval_batch_size", 8)
+    total = args.batch_size or exp.eval_batch_size
     batch_size = max(1, total // world_size)
     logger.info(f"evaluating {args.ckpt} with {exp.exp_name} on {world_size} {args.device} "
                 f"process(es), batch {batch_size} per process, test size {tuple(exp.test_size)}")

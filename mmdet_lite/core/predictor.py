@@ -8,6 +8,7 @@ import torch
 from loguru import logger
 
 from mmdet_lite.core.class_names import exp_class_names
+from mmdet_lite.exp import build_exp
 from mmdet_lite.models.architectures.base import POSTPROCESS_SIZES
 from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.tensors import to_float32
@@ -15,7 +16,7 @@ from mmdet_lite.utils.checkpoint import load_weights
 from mmdet_lite.utils.device import preferred_memory_format, select_device
 from mmdet_lite.utils.errors import UserError
 
-__all__ = ["Predictor", "Result", "parse_tsize", "build_exp"]
+__all__ = ["Predictor", "Result"]
 
 
 @dataclass
@@ -34,46 +35,6 @@ class Result:
 
     def __len__(self):
         return len(self.scores)
-
-
-def parse_tsize(tsize):
-    """``416``, ``"416"``, ``(320, 416)`` or ``"320,416"`` -> ``(h, w)`` of positive ints."""
-    values = tsize.replace("x", ",").split(",") if isinstance(tsize, str) else tsize
-    values = [values] if isinstance(values, (int, np.integer)) else list(values)
-    try:
-        size = tuple(int(v) for v in values)
-    except (TypeError, ValueError):
-        raise UserError(f"--tsize {tsize}: expected a size such as 416 or 320,416") from None
-    size = size * 2 if len(size) == 1 else size
-    if len(size) != 2 or min(size) <= 0:
-        raise UserError(f"--tsize {tsize}: expected one or two positive sizes (h, w)")
-    return size
-
-
-def build_exp(exp_file, opts=(), tsize=None, exp_name=None):
-    """Load an exp, apply ``KEY VALUE`` ``opts``, then ``tsize`` (int or (h, w)) as ``test_size``.
-
-    ``exp_file`` is a path, an exp name under ``exps/`` (``"picodet_s_416_coco_lcnet"``) or an exp
-    object (used as it is, overrides applied to it).
-    """
-    from mmdet_lite.exp import BaseExp, get_exp
-
-    if isinstance(exp_file, BaseExp):
-        exp = exp_file
-    elif exp_file is not None and _looks_like_name(exp_file):
-        exp = get_exp(None, str(exp_file))
-    else:
-        exp = get_exp(exp_file, exp_name)
-    exp.merge(list(opts))
-    if tsize is not None:
-        exp.test_size = parse_tsize(tsize)
-    return exp
-
-
-def _looks_like_name(exp_file):
-    text = os.fspath(exp_file)
-    return not os.path.exists(text) and os.sep not in text and not text.endswith(".py")
-
 
 
 class Predictor:

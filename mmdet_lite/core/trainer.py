@@ -52,10 +52,10 @@ class Trainer:
     -> lr``, ``state_dict()``, ``load_state_dict(state)``), ``get_eval_loader(batch_size,
     num_workers, rank, world_size)`` and ``get_evaluator(batch_size, num_workers, rank,
     world_size)``, and the fields ``max_epoch``, ``print_interval``, ``eval_interval``, ``seed``,
-    ``exp_name``, ``save_dir``, ``train_batch_size``, ``eval_batch_size``; optionally
-    ``snapshot_epoch``, ``use_ema``, ``ema_decay``, ``ema_decay_type``, ``ema_cycle_epoch``,
-    ``ema_black_list``, ``ema_filter_no_grad``, ``clip_grad_norm``, ``find_unused_parameters``,
-    ``sync_bn``, ``data_num_workers``.
+    ``exp_name``, ``save_dir``, ``train_batch_size``, ``eval_batch_size``, ``snapshot_epoch``,
+    ``use_ema``, ``ema_decay``, ``ema_decay_type``, ``ema_cycle_epoch``, ``ema_black_list``,
+    ``ema_filter_no_grad``, ``clip_grad_norm``, ``find_unused_parameters``, ``sync_bn`` and
+    ``data_num_workers`` (``BaseExp`` declares them all, with their defaults).
 
     Checkpoints (``<save_dir>/latest_ckpt.pth`` every epoch, ``best_ckpt.pth`` by AP,
     ``epoch_<N>.pth`` every ``snapshot_epoch``) hold ``model`` (the weights to use: EMA-averaged
@@ -136,12 +136,12 @@ class Trainer:
         self.optimizer = self.exp.get_optimizer(self.raw_model)
         self._build_train_loader()
         self.lr_scheduler = self.exp.get_lr_scheduler(self.iters_per_epoch, self.batch_size)
-        if getattr(self.exp, "use_ema", False):
-            self.ema = ModelEMA(self.raw_model, decay=getattr(self.exp, "ema_decay", 0.9998),
-                                decay_type=getattr(self.exp, "ema_decay_type", "threshold"),
-                                cycle_epoch=getattr(self.exp, "ema_cycle_epoch", -1),
-                                black_list=getattr(self.exp, "ema_black_list", None),
-                                filter_no_grad=getattr(self.exp, "ema_filter_no_grad", False))
+        if self.exp.use_ema:
+            self.ema = ModelEMA(self.raw_model, decay=self.exp.ema_decay,
+                                decay_type=self.exp.ema_decay_type,
+                                cycle_epoch=self.exp.ema_cycle_epoch,
+                                black_list=self.exp.ema_black_list,
+                                filter_no_grad=self.exp.ema_filter_no_grad)
         # ppdet's paddle.amp.GradScaler(init_loss_scaling=1024); the other defaults equal torch's.
         self.scaler = torch.amp.GradScaler(self.device.type, init_scale=1024.0, enabled=self.fp16)
         rng = self._resume(ckpt, ckpt_path) if resume else None
@@ -151,7 +151,7 @@ class Trainer:
         if self.world_size > 1:
             self.model = DistributedDataParallel(
                 self.raw_model, device_ids=[self.local_rank] if self.device.type == "cuda" else None,
-                find_unused_parameters=getattr(self.exp, "find_unused_parameters", False))
+                find_unused_parameters=self.exp.find_unused_parameters)
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -168,7 +168,7 @@ class Trainer:
 
     def _build_model(self, init_ckpt):
         model = self.exp.get_model()
-        if (self._arg("sync_bn") or getattr(self.exp, "sync_bn", False)) and self.world_size > 1:
+        if (self._arg("sync_bn") or self.exp.sync_bn) and self.world_size > 1:
             if self.device.type == "cuda":
                 model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             else:
@@ -188,7 +188,7 @@ class Trainer:
 
     def _num_workers(self, evaluation=False):
         workers = self._arg("workers")
-        workers = getattr(self.exp, "data_num_workers", 4) if workers is None else workers
+        workers = self.exp.data_num_workers if workers is None else workers
         eval_workers = self._arg("eval_workers") if evaluation else None
         return workers if eval_workers is None else eval_workers
 
@@ -240,7 +240,7 @@ class Trainer:
         self._check_finite(loss)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        clip = getattr(self.exp, "clip_grad_norm", None)
+        clip = self.exp.clip_grad_norm
         if clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), clip)
@@ -258,7 +258,7 @@ class Trainer:
             self._diverged("the weights are not finite")
         done = self.epoch + 1
         last = done == self.max_epoch
-        snapshot = last or done % max(1, getattr(self.exp, "snapshot_epoch", 1)) == 0
+        snapshot = last or done % max(1, self.exp.snapshot_epoch) == 0
         do_eval = last or (self.exp.eval_interval > 0 and done % self.exp.eval_interval == 0)
         if self.ema is not None:
             weights = self.ema.snapshot() if snapshot else self.ema.averaged()

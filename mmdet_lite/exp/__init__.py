@@ -1,7 +1,7 @@
 """Experiments: plain-attribute configs with KEY VALUE overrides, loaded from ``exps/**.py``."""
 from .base_exp import BaseExp
-from .build import get_exp
+from .build import build_exp, get_exp
 from .picodet_base import PicoDetExp
 from .rtdetr_base import RTDETRExp
 
-__all__ = ["BaseExp", "PicoDetExp", "RTDETRExp", "get_exp"]
+__all__ = ["BaseExp", "PicoDetExp", "RTDETRExp", "build_exp", "get_exp"]

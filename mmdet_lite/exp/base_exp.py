@@ -8,12 +8,10 @@ from pathlib import Path
 from tabulate import tabulate
 
 from mmdet_lite.utils.errors import UserError
-
+from .exp_file import EXP_FILE_ATTR, rebuild_exp
 from .overrides import apply_overrides
 
 __all__ = ["BaseExp"]
-
-EXP_FILE_ATTR = "__mmdet_lite_exp_file__"
 
 
 def _flatten(fields, prefix=""):
@@ -36,11 +34,19 @@ def _default_name(cls):
 class BaseExp:
     """An experiment: every setting of a model, its data and its schedule as plain attributes.
 
-    Fields (CONVENTIONS.md): ``num_classes``, ``data_dir``, ``train_ann`` / ``val_ann`` (COCO json,
+    Fields every exp has: ``num_classes``, ``data_dir``, ``train_ann`` / ``val_ann`` (COCO json,
     relative to ``data_dir`` or absolute), ``train_image_folder`` / ``val_image_folder``,
     ``input_size`` (train ``(h, w)``), ``test_size`` (``(h, w)``), ``max_epoch``, ``output_dir``,
     ``print_interval`` (iterations), ``eval_interval`` (epochs), ``seed`` (None: not seeded) and
-    ``exp_name`` (the exp file's stem). Families add their model sub-configs as dicts.
+    ``exp_name`` (the exp file's stem). Fields the trainer and the tools read, declared here with
+    their defaults so that a ``KEY VALUE`` override of any of them works for every exp:
+    ``class_names`` (None: from ``val_ann``'s categories), ``train_batch_size`` /
+    ``eval_batch_size`` (images per device), ``data_num_workers`` (loader workers per process),
+    ``snapshot_epoch`` (``epoch_<N>.pth`` every N epochs), ``use_ema``, ``ema_decay``,
+    ``ema_decay_type``, ``ema_cycle_epoch``, ``ema_black_list``, ``ema_filter_no_grad`` (see
+    ``ModelEMA``), ``clip_grad_norm`` (global gradient-norm clip, None: off),
+    ``find_unused_parameters`` (DDP) and ``sync_bn``. Families add their model sub-configs as
+    dicts and their schedule fields.
 
     Every public attribute is a field: ``merge(["head.nms.keep_top_k", "50", ...])`` overrides it
     (nested keys reach into dict fields), ``fields()`` lists them and ``repr(exp)`` prints them as a
@@ -73,6 +79,21 @@ class BaseExp:
         self.train_transforms = {}  # ppdet's sample_transforms after Decode: {name: kwargs}
         self.train_sizes = [640]  # BatchRandomResize target sizes (random per batch)
         self.mosaic_epoch = -1  # ppdet's TrainReader.mosaic_epoch: -1 never stops Mosaic
+        # ---------------- read by the trainer and the tools (see the class docstring) ----------
+        self.class_names = None
+        self.train_batch_size = 8
+        self.eval_batch_size = 8
+        self.data_num_workers = 4
+        self.snapshot_epoch = 1
+        self.use_ema = False
+        self.ema_decay = 0.9998
+        self.ema_decay_type = "threshold"
+        self.ema_cycle_epoch = -1
+        self.ema_black_list = None
+        self.ema_filter_no_grad = False
+        self.clip_grad_norm = None
+        self.find_unused_parameters = False
+        self.sync_bn = False
 
     # ------------------------------------------------------------------ fields
     def fields(self):
@@ -109,9 +130,7 @@ class BaseExp:
         module = sys.modules.get(type(self).__module__)
         exp_file = getattr(module, EXP_FILE_ATTR, None)
         if exp_file is not None:
-            from .build import _rebuild_exp
-
-            return _rebuild_exp, (exp_file, type(self).__qualname__, dict(vars(self)))
+            return rebuild_exp, (exp_file, type(self).__qualname__, dict(vars(self)))
         return copyreg.__newobj__, (type(self),), dict(vars(self))
 
     # ------------------------------------------------------------------ family constants
@@ -199,7 +218,9 @@ class BaseExp:
         return dataset
 
     def get_eval_loader(self, batch_size, num_workers, rank=0, world_size=1):
-        """Evaluation loader over this process's shard; batches as described in DESIGN_NOTES."""
+        """Evaluation loader over this process's shard; batches of ``eval_collate``
+        (``mmdet_lite.data.loader``): ``images`` uint8 (B, 3, H, W) padded to a multiple of 32,
+        ``scale_factors`` (B, 2), ``image_ids``, ``orig_sizes`` (B, 2), ``input_sizes`` (B, 2)."""
         from mmdet_lite.data.loader import build_eval_loader
 
         return build_eval_loader(self.get_eval_dataset(), batch_size, num_workers,

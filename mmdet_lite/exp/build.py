@@ -1,39 +1,18 @@
-"""Load an exp: ``get_exp(exp_file)`` by path or ``get_exp(exp_name=...)`` from ``exps/**``."""
-import hashlib
-import importlib.util
-import re
-import sys
+"""The one exp loader: ``get_exp`` (a file by path, or an exp name under ``exps/**``) and
+``build_exp`` (that, then ``KEY VALUE`` overrides and ``--tsize``), used by every tool."""
+import os
 from pathlib import Path
+
+import numpy as np
 
 from mmdet_lite.utils.errors import UserError
 
-from .base_exp import EXP_FILE_ATTR, BaseExp
+from .base_exp import BaseExp
+from .exp_file import load_exp_module
 
-__all__ = ["get_exp", "EXPS_DIR"]
+__all__ = ["get_exp", "build_exp", "parse_tsize", "EXPS_DIR"]
 
 EXPS_DIR = Path(__file__).resolve().parents[2] / "exps"
-
-
-def _module_name(path):
-    # Unique per absolute path, so two exps with the same stem in different folders never collide.
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    return f"mmdet_lite_exp_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"
-
-
-def _load_module(path):
-    name = _module_name(path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise UserError(f"exp file {path} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    setattr(module, EXP_FILE_ATTR, str(path))
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)  # an error inside the exp file propagates as itself
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
 
 
 def _find_by_name(exp_name):
@@ -61,7 +40,7 @@ def get_exp(exp_file=None, exp_name=None):
     else:
         path = _find_by_name(str(exp_name))
     path = path.resolve()
-    module = _load_module(path)
+    module = load_exp_module(path)
     exp_cls = getattr(module, "Exp", None)
     if not (isinstance(exp_cls, type) and issubclass(exp_cls, BaseExp)):
         raise UserError(f"exp file {path} must define `class Exp` subclassing an mmdet_lite exp base")
@@ -70,14 +49,38 @@ def get_exp(exp_file=None, exp_name=None):
     return exp
 
 
-def _rebuild_exp(exp_file, qualname, state):
-    """Unpickle an exp that was loaded from ``exp_file``: load the file again, restore its fields."""
-    module = sys.modules.get(_module_name(Path(exp_file)))
-    if module is None or getattr(module, EXP_FILE_ATTR, None) != exp_file:
-        module = _load_module(Path(exp_file))
-    cls = module
-    for part in qualname.split("."):
-        cls = getattr(cls, part)
-    exp = cls.__new__(cls)
-    exp.__dict__.update(state)
+def parse_tsize(tsize):
+    """``416``, ``"416"``, ``(320, 416)`` or ``"320,416"`` -> ``(h, w)`` of positive ints."""
+    values = tsize.replace("x", ",").split(",") if isinstance(tsize, str) else tsize
+    values = [values] if isinstance(values, (int, np.integer)) else list(values)
+    try:
+        size = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise UserError(f"--tsize {tsize}: expected a size such as 416 or 320,416") from None
+    size = size * 2 if len(size) == 1 else size
+    if len(size) != 2 or min(size) <= 0:
+        raise UserError(f"--tsize {tsize}: expected one or two positive sizes (h, w)")
+    return size
+
+
+def _looks_like_name(exp_file):
+    text = os.fspath(exp_file)
+    return not os.path.exists(text) and os.sep not in text and not text.endswith(".py")
+
+
+def build_exp(exp_file, opts=(), tsize=None, exp_name=None):
+    """Load an exp, apply ``KEY VALUE`` ``opts``, then ``tsize`` (int or (h, w)) as ``test_size``.
+
+    ``exp_file`` is a path, an exp name under ``exps/`` (``"picodet_s_416_coco_lcnet"``), an exp
+    object (used as it is, overrides applied to it) or ``None`` with ``exp_name`` (``-n``).
+    """
+    if isinstance(exp_file, BaseExp):
+        exp = exp_file
+    elif exp_file is not None and _looks_like_name(exp_file):
+        exp = get_exp(None, str(exp_file))
+    else:
+        exp = get_exp(exp_file, exp_name)
+    exp.merge(list(opts or ()))
+    if tsize is not None:
+        exp.test_size = parse_tsize(tsize)
     return exp

@@ -3,7 +3,17 @@ import copy
 
 from .base_exp import BaseExp
 
-__all__ = ["PicoDetExp"]
+__all__ = ["PicoDetExp", "NO_WEIGHT_DECAY"]
+
+# Parameters to which ppdet gives their own ``L2Decay(0.0)`` (so the optimizer's L2 factor skips
+# them), as our names: BatchNorm of LCNet's ConvBNLayer, of LCPAN's ConvBNLayer blocks (not its
+# DPModule / ConvNormLayer convs, not CSPPAN) and of PicoFeat's ConvNormLayer (incl. its SE).
+NO_WEIGHT_DECAY = (
+    r"^backbone\..*\.bn\.(weight|bias)$",
+    r"^neck\.(top_down|bottom_up)_blocks\.\d+\.\d+\.(dw|pw)_conv\.bn\.(weight|bias)$",
+    r"^head\.conv_feat\.(cls|reg)_conv_(dw|pw)\.\d+\.\d+\.bn\.(weight|bias)$",
+    r"^head\.conv_feat\.se\.\d+\.conv\.bn\.(weight|bias)$",
+)
 
 
 class PicoDetExp(BaseExp):
@@ -126,14 +136,15 @@ class PicoDetExp(BaseExp):
                              pixel_mean=tuple(self.pixel_mean), pixel_std=tuple(self.pixel_std))
 
     def get_optimizer(self, model):
-        """ppdet's ``OptimizerBuilder`` for ``model`` (see ``mmdet_lite.exp.picodet_train``)."""
-        from .picodet_train import build_optimizer
+        """ppdet's ``OptimizerBuilder`` of ``optimizer_300e.yml``: ``Momentum(momentum)`` with
+        ``L2Decay(weight_decay)``, none on the parameters of ``NO_WEIGHT_DECAY``."""
+        from mmdet_lite.solver import build_sgd
 
-        return build_optimizer(self, model)
+        return build_sgd(model, self.base_lr, self.momentum, self.weight_decay, NO_WEIGHT_DECAY)
 
     def get_lr_scheduler(self, iters_per_epoch, batch_size=None):
         """ppdet's ``LearningRate`` per iteration, scaled to a total batch of ``batch_size``."""
-        from .picodet_train import build_lr_scheduler
+        from mmdet_lite.solver import build_lr_scheduler
 
         return build_lr_scheduler(self, iters_per_epoch, batch_size)
 

@@ -111,14 +111,20 @@ class RTDETRExp(BaseExp):
                             pixel_std=tuple(self.pixel_std), num_top_queries=self.num_top_queries)
 
     def get_optimizer(self, model):
-        """AdamW as ppdet's ``OptimizerBuilder`` (see ``mmdet_lite.exp.rtdetr_train``)."""
-        from .rtdetr_train import build_optimizer
+        """ppdet's ``OptimizerBuilder`` of ``optimizer_6x.yml``: ``AdamW(weight_decay)`` with
+        ``regularizer: false`` and no ``param_groups``, so Paddle applies AdamW's decoupled decay
+        to every trainable parameter (norms and embeddings included: the ``L2Decay(0.0)`` that
+        ppdet's modules put on their norms is an L2 regulariser term and does not switch AdamW's
+        decay off), here except names matching ``no_weight_decay``. The backbones' stage LR
+        multipliers are their ``param_lr_mults()``; ``clip_grad_by_norm`` is ``clip_grad_norm``,
+        which the trainer applies after unscaling (Paddle: ``ClipGradByGlobalNorm``)."""
+        from mmdet_lite.solver import build_adamw
 
-        return build_optimizer(self, model)
+        return build_adamw(model, self.base_lr, self.weight_decay, self.no_weight_decay)
 
     def get_lr_scheduler(self, iters_per_epoch, batch_size=None):
         """ppdet's ``LearningRate`` per iteration, scaled to a total batch of ``batch_size``."""
-        from .rtdetr_train import build_lr_scheduler
+        from mmdet_lite.solver import build_lr_scheduler
 
         return build_lr_scheduler(self, iters_per_epoch, batch_size)
 

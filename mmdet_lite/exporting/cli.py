@@ -27,7 +27,7 @@ def run_export(args):
     """Everything ``tools/export_onnx.py`` does, for parsed ``args`` (``export_parser``)."""
     from mmdet_lite.core.class_names import exp_class_names
     from mmdet_lite.core.cli_args import split_opts
-    from mmdet_lite.core.predictor import build_exp
+    from mmdet_lite.exp import build_exp
     from mmdet_lite.exporting.onnx_export import compare_outputs, export_onnx, run_onnx
 
     setup_logger(rank=0)

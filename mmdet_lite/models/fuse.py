@@ -1,7 +1,8 @@
 """Inference-time re-parameterisation (YOLOX's ``fuse_model``, RepVGG's deploy form).
 
 ``fuse_model(model)`` folds every ``ConvBN``'s BatchNorm (trainable or frozen), and every
-BatchNorm right after a Conv2d in an ``nn.Sequential``, into the convolution, and merges each ``RepVggBlock``'s 3x3 and 1x1 branches into one 3x3 convolution.
+BatchNorm right after a Conv2d in an ``nn.Sequential``, into the convolution, and merges each
+``RepVggBlock``'s 3x3 and 1x1 branches into one 3x3 convolution.
 The outputs equal the unfused model's up to float rounding (~1e-6 relative). The fused model is
 for inference only: its state dict has other keys, and BatchNorm no longer trains.
 """
@@ -9,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdet_lite.models.layers import ConvBN, FrozenBatchNorm2d
+from mmdet_lite.models.layers import ConvBN, FrozenBatchNorm2d, RepVggBlock
 
 __all__ = ["fuse_conv_bn", "fuse_model"]
 
@@ -59,8 +60,6 @@ def _merge_rep_vgg(block):
 
 def fuse_model(model):
     """Fold BatchNorm into the convolutions of ``model`` (in place, eval mode); returns it."""
-    from mmdet_lite.models.transformers.hybrid_encoder import RepVggBlock
-
     model.eval()
     for module in list(model.modules()):
         if isinstance(module, ConvBN):

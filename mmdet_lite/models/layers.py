@@ -1,4 +1,4 @@
-"""Building blocks shared by every model family."""
+"""Building blocks shared by every model family (module names are state-dict keys: keep them)."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -43,6 +43,83 @@ class ConvBN(nn.Module):
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
+
+
+class PaddleHardsigmoid(nn.Module):
+    """Paddle's ``hardsigmoid``: ``clip(slope * x + offset, 0, 1)`` with Paddle's default constants.
+
+    Paddle's slope is the literal 0.1666667, not exactly 1/6 as in ``nn.Hardsigmoid``.
+    """
+
+    def __init__(self, slope=0.1666667, offset=0.5):
+        super().__init__()
+        self.slope = slope
+        self.offset = offset
+
+    def forward(self, x):
+        return torch.clamp(x * self.slope + self.offset, 0.0, 1.0)
+
+
+class SEModule(nn.Module):
+    """Squeeze-and-excitation of PP-LCNet: (N, C, H, W) -> (N, C, H, W).
+
+    Global average pool -> 1x1 conv (C -> C/reduction) -> ReLU -> 1x1 conv (-> C) -> Paddle's
+    hardsigmoid, which rescales the input channels.
+    """
+
+    def __init__(self, channels, reduction=4):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels // reduction, 1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(channels // reduction, channels, 1)
+        self.hardsigmoid = PaddleHardsigmoid()
+
+    def forward(self, x):
+        weight = x.mean(dim=(2, 3), keepdim=True)
+        weight = self.hardsigmoid(self.conv2(self.relu(self.conv1(weight))))
+        return x * weight
+
+
+class DepthwiseSeparable(nn.Module):
+    """Depthwise k x k ConvBN -> optional SE -> pointwise 1x1 ConvBN: (N, Cin, H, W) -> (N, Cout, H/s, W/s).
+
+    The one block behind Paddle's LCNet ``DepthwiseSeparable`` and csp_pan ``DPModule``:
+    ``dw_conv`` maps ``in_channels`` to ``mid_channels`` (default ``in_channels``) with
+    ``groups=mid_channels``; ``pw_conv`` maps ``mid_channels`` to ``out_channels``. ``act_out=False``
+    leaves the pointwise conv without activation (``DPModule(use_act_in_out=False)``).
+    A ``DPModule(cin, cout, k, stride, act)`` is ``DepthwiseSeparable(cin, cout, k, stride, act,
+    mid_channels=cout)``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, act="hardswish",
+                 use_se=False, mid_channels=None, act_out=True):
+        super().__init__()
+        mid_channels = in_channels if mid_channels is None else mid_channels
+        self.dw_conv = ConvBN(in_channels, mid_channels, kernel_size, stride, groups=mid_channels,
+                              act=act)
+        self.se = SEModule(mid_channels) if use_se else nn.Identity()
+        self.pw_conv = ConvBN(mid_channels, out_channels, 1, act=act if act_out else None)
+
+    def forward(self, x):
+        return self.pw_conv(self.se(self.dw_conv(x)))
+
+
+class RepVggBlock(nn.Module):
+    """act(BN(conv3x3(x)) + BN(conv1x1(x))): (N, C, H, W) -> (N, C, H, W).
+
+    ``mmdet_lite.models.fuse.fuse_model`` merges both branches into ``conv1`` (``conv2`` None).
+    """
+
+    def __init__(self, in_channels, out_channels, act="relu"):
+        super().__init__()
+        self.conv1 = ConvBN(in_channels, out_channels, 3, padding=1)
+        self.conv2 = ConvBN(in_channels, out_channels, 1, padding=0)
+        self.act = get_activation(act)
+
+    def forward(self, x):
+        if self.conv2 is None:
+            return self.act(self.conv1(x))
+        return self.act(self.conv1(x) + self.conv2(x))
 
 
 class FrozenBatchNorm2d(nn.Module):

@@ -10,9 +10,10 @@ import torch.nn as nn
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 from mmdet_lite.convert.converter import compile_rules, map_key
 from mmdet_lite.core.ema import ModelEMA
-from mmdet_lite.core.optim import build_learning_rate, param_groups, set_lr
 from mmdet_lite.exp import get_exp
-from mmdet_lite.exp.picodet_train import build_lr_scheduler, build_optimizer, scaled_base_lr
+from mmdet_lite.solver import (build_learning_rate, build_lr_scheduler, param_groups,
+                               scaled_base_lr, set_lr)
+from mmdet_lite.utils.errors import UserError
 
 LR_REFERENCE = REPO_ROOT / "tests/reference/paddle_lr_schedule.py"
 EMA_REFERENCE = REPO_ROOT / "tests/reference/paddle_ema_momentum.py"
@@ -94,7 +95,7 @@ def test_lr_scaling_and_optimizer_of_picodet_exp():
     schedule = build_lr_scheduler(exp, 10, batch_size=reference_batch // 2)
     assert schedule(300) == exp.base_lr / 2  # the first step after the 300 warmup steps
     model = TinyNet()
-    optimizer = build_optimizer(exp, model)
+    optimizer = exp.get_optimizer(model)
     assert isinstance(optimizer, torch.optim.SGD)
     assert [(g["names"], g["weight_decay"], g["momentum"]) for g in optimizer.param_groups] == [
         (["conv.weight", "fc.weight", "fc.bias"], exp.weight_decay, 0.9),
@@ -105,7 +106,7 @@ def test_lr_scaling_and_optimizer_of_picodet_exp():
 def test_picodet_weight_decay_groups_match_ppdet(references, name):
     """Paddle's per-parameter ``L2Decay(0.0)`` set, renamed by the converter rules, is ours."""
     exp = get_exp(str(REPO_ROOT / "exps/picodet" / f"{name}.py"))
-    optimizer = build_optimizer(exp, exp.get_model())
+    optimizer = exp.get_optimizer(exp.get_model())
     ours = {g["weight_decay"] > 0: set(g["names"]) for g in optimizer.param_groups}
     rules = compile_rules(exp.convert_rules)
     for key, decayed in (("decay", True), ("no_decay", False)):
@@ -198,6 +199,21 @@ def test_momentum_l2_decay_matches_ppdet(references):
     # Control: decaying the BN parameters too (Paddle's L2Decay(0.0) ignored) is far off.
     wrong, _ = _train_like_reference(ref, weight_decay_everywhere=True)
     assert (wrong["bn.weight"] - paddle_state(ref, last)["bn.weight"]).abs().max() > 1e-3
+
+
+def test_schedule_config_errors_name_the_field():
+    cosine, linear = dict(name="CosineDecay", max_epochs=2), dict(name="LinearWarmup", steps=3)
+    with pytest.raises(UserError, match="lr_decay 'Cosine' is not known; choose from CosineDecay, "
+                                        "PiecewiseDecay"):
+        build_learning_rate(0.1, dict(name="Cosine"), linear, 4)
+    with pytest.raises(UserError, match="^my_exp: warmup 'Linear' is not known"):
+        build_learning_rate(0.1, cosine, dict(name="Linear"), 4, owner="my_exp")
+    with pytest.raises(UserError, match="warmup LinearWarmup: .*'step'"):
+        build_learning_rate(0.1, cosine, dict(name="LinearWarmup", step=3), 4)
+    exp = get_exp(str(REPO_ROOT / "exps/picodet/picodet_s_416_coco_lcnet.py"))
+    exp.merge(["lr_decay.name", "PiecewiseDecay"])  # its CosineDecay arguments do not fit
+    with pytest.raises(UserError, match="^picodet_s_416_coco_lcnet: lr_decay PiecewiseDecay: "):
+        exp.get_lr_scheduler(10)
 
 
 def test_param_groups_and_lr_mult():

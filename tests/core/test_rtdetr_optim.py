@@ -1,7 +1,6 @@
 """RT-DETR's optimizer (AdamW, LR multipliers, global clip), schedule and EMA against ppdet."""
 import json
 from concurrent.futures import ThreadPoolExecutor
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,10 +9,9 @@ import torch.nn as nn
 
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 from mmdet_lite.core.ema import ModelEMA
-from mmdet_lite.core.optim import build_learning_rate
 from mmdet_lite.exp import get_exp
-from mmdet_lite.exp.rtdetr_train import adamw_param_groups, build_optimizer
 from mmdet_lite.models.layers import FrozenBatchNorm2d
+from mmdet_lite.solver import build_adamw, build_learning_rate, param_groups
 
 LR_REFERENCE = REPO_ROOT / "tests/reference/paddle_lr_schedule.py"
 ADAMW_REFERENCE = REPO_ROOT / "tests/reference/paddle_adamw_ema.py"
@@ -73,7 +71,7 @@ def _groups(exp_name):
     exp = get_exp(EXPS / f"{exp_name}.py")
     with torch.device("meta"):
         model = exp.get_model()
-    optimizer = build_optimizer(exp, model)
+    optimizer = exp.get_optimizer(model)
     by_name = {n: (g["lr_mult"], g["weight_decay"]) for g in optimizer.param_groups for n in g["names"]}
     return exp, model, optimizer, by_name
 
@@ -112,7 +110,7 @@ def test_hgnetv2_l_param_groups():
 
 def test_no_weight_decay_patterns():
     model = nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))
-    groups = adamw_param_groups(model, 0.1, no_weight_decay=[r"^1\."])
+    groups = param_groups(model, 0.1, no_weight_decay=[r"^1\."])
     assert [(g["names"], g["weight_decay"], g["lr_mult"]) for g in groups] == [
         (["0.weight", "0.bias"], 0.1, 1.0), (["1.weight", "1.bias"], 0.0, 1.0)]
 
@@ -157,8 +155,7 @@ def _train_like_reference(ref, no_weight_decay=()):
     for name, value in paddle_state(ref, "init").items():
         own[name].copy_(value)
     model.bn.eval()
-    exp = SimpleNamespace(base_lr=0.01, weight_decay=0.05, no_weight_decay=list(no_weight_decay))
-    optimizer = build_optimizer(exp, model)
+    optimizer = build_adamw(model, 0.01, 0.05, no_weight_decay)
     schedule = build_learning_rate(0.01, dict(name="PiecewiseDecay", gamma=1.0, milestones=[100]),
                                    dict(name="LinearWarmup", steps=4, start_factor=0.001), 4)
     ema = ModelEMA(model, decay=0.9999, decay_type="exponential")

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from mmdet_lite.core.optim import build_learning_rate, param_groups
+from mmdet_lite.solver import build_learning_rate, build_sgd
 from mmdet_lite.exp import BaseExp
 from mmdet_lite.models.post_process.detections import Detections
 from mmdet_lite.utils.dist import all_gather_object
@@ -167,8 +167,7 @@ class Exp(BaseExp):
         return ToyTrainLoader(items, batch_size, rank, world_size, seed, self.flip_prob)
 
     def get_optimizer(self, model):
-        return torch.optim.SGD(param_groups(model, self.weight_decay), lr=self.base_lr,
-                               momentum=self.momentum)
+        return build_sgd(model, self.base_lr, self.momentum, self.weight_decay)
 
     def get_lr_scheduler(self, iters_per_epoch, batch_size=None):
         return build_learning_rate(self.base_lr, self.lr_decay, self.warmup, iters_per_epoch)

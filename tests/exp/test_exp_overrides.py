@@ -5,6 +5,7 @@ import types
 import numpy as np
 import pytest
 
+import mmdet_lite.exp
 from mmdet_lite.exp import BaseExp, PicoDetExp
 from mmdet_lite.utils.errors import UserError
 
@@ -150,11 +151,32 @@ def test_table_lists_every_override_key(exp):
     assert "'./outputs'" in text
 
 
+# Read by the trainer and the tools; BaseExp declares them with their defaults.
+TRAINER_FIELDS = dict(class_names=None, train_batch_size=8, eval_batch_size=8, data_num_workers=4,
+                      snapshot_epoch=1, use_ema=False, ema_decay=0.9998, ema_decay_type="threshold",
+                      ema_cycle_epoch=-1, ema_black_list=None, ema_filter_no_grad=False,
+                      clip_grad_norm=None, find_unused_parameters=False, sync_bn=False)
+
+
+@pytest.mark.parametrize("family", ["BaseExp", "PicoDetExp", "RTDETRExp"])
+def test_trainer_fields_are_overridable_in_every_family(family):
+    exp = getattr(mmdet_lite.exp, family)()
+    assert set(TRAINER_FIELDS) <= set(exp.fields())
+    exp.merge(["clip_grad_norm", "0.5", "ema_cycle_epoch", "3", "ema_black_list", "['num_batches']",
+               "class_names", "['a', 'b']", "sync_bn", "true", "data_num_workers", "0"])
+    assert (exp.clip_grad_norm, exp.ema_cycle_epoch, exp.ema_black_list) == (0.5, 3, ["num_batches"])
+    assert (exp.class_names, exp.sync_bn, exp.data_num_workers) == (["a", "b"], True, 0)
+    exp.merge(["clip_grad_norm", "None"])
+    assert exp.clip_grad_norm is None
+
+
 def test_base_exp_fields_and_save_dir():
     base = BaseExp()
     assert set(base.fields()) == {
         "exp_name", "num_classes", "data_dir", "train_ann", "val_ann", "train_image_folder",
         "val_image_folder", "input_size", "test_size", "max_epoch", "output_dir", "print_interval",
-        "eval_interval", "seed", "train_transforms", "train_sizes", "mosaic_epoch"}
+        "eval_interval", "seed", "train_transforms", "train_sizes", "mosaic_epoch",
+        *TRAINER_FIELDS}
+    assert {name: getattr(base, name) for name in TRAINER_FIELDS} == TRAINER_FIELDS
     base.merge(["output_dir", "/tmp/out", "exp_name", "run1"])
     assert base.save_dir == "/tmp/out/run1"

@@ -4,8 +4,7 @@ import torch.nn as nn
 
 from mmdet_lite.exp import get_exp
 from mmdet_lite.models.fuse import fuse_model
-from mmdet_lite.models.layers import FrozenBatchNorm2d
-from mmdet_lite.models.transformers.hybrid_encoder import RepVggBlock
+from mmdet_lite.models.layers import FrozenBatchNorm2d, RepVggBlock
 from conftest import REPO_ROOT
 from test_rtdetr_parity import randomize_
 

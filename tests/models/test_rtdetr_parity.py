@@ -4,7 +4,7 @@ Both models get the same random weights (mapped between the two namings below) a
 random backbone features; HF's own input projection and encoder run on them. Compared: encoder
 maps, the encoder head's class logits before the top-k, the selected queries, decoder logits / boxes
 and the final detections (eval), and every decoder layer with denoising queries (train). Last, the
-assembled detector with R1's ResNet-18vd and R3's criterion.
+assembled detector with our ResNet-18vd backbone and DETR criterion (``DETRLoss``).
 """
 import math
 import re
@@ -268,7 +268,7 @@ def test_train_with_denoising_matches_hf():
 
 
 def test_detector_eval_postprocess_and_train():
-    """The assembled RTDETR (R1's ResNet-18vd, our encoder/decoder, R3's criterion)."""
+    """The assembled RTDETR (our ResNet-18vd, encoder/decoder and ``DETRLoss`` criterion)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     coeff = {"class": 1, "bbox": 5, "giou": 2}

@@ -1,8 +1,7 @@
-"""PP-LCNet backbone (PaddleDetection's ``LCNet``) and its depthwise-separable building block."""
-import torch
+"""PP-LCNet backbone (PaddleDetection's ``LCNet``)."""
 import torch.nn as nn
 
-from mmdet_lite.models.layers import ConvBN
+from mmdet_lite.models.layers import ConvBN, DepthwiseSeparable
 
 # Per stage: (kernel size, in channels, out channels, stride, use SE) at scale 1.0.
 _STAGES = {
@@ -23,65 +22,6 @@ def make_divisible(value, divisor=8, min_value=None):
     if rounded < 0.9 * value:
         rounded += divisor
     return rounded
-
-
-class PaddleHardsigmoid(nn.Module):
-    """Paddle's ``hardsigmoid``: ``clip(slope * x + offset, 0, 1)`` with Paddle's default constants.
-
-    Paddle's slope is the literal 0.1666667, not exactly 1/6 as in ``nn.Hardsigmoid``.
-    """
-
-    def __init__(self, slope=0.1666667, offset=0.5):
-        super().__init__()
-        self.slope = slope
-        self.offset = offset
-
-    def forward(self, x):
-        return torch.clamp(x * self.slope + self.offset, 0.0, 1.0)
-
-
-class SEModule(nn.Module):
-    """Squeeze-and-excitation of PP-LCNet: (N, C, H, W) -> (N, C, H, W).
-
-    Global average pool -> 1x1 conv (C -> C/reduction) -> ReLU -> 1x1 conv (-> C) -> Paddle's
-    hardsigmoid, which rescales the input channels.
-    """
-
-    def __init__(self, channels, reduction=4):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels // reduction, 1)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(channels // reduction, channels, 1)
-        self.hardsigmoid = PaddleHardsigmoid()
-
-    def forward(self, x):
-        weight = x.mean(dim=(2, 3), keepdim=True)
-        weight = self.hardsigmoid(self.conv2(self.relu(self.conv1(weight))))
-        return x * weight
-
-
-class DepthwiseSeparable(nn.Module):
-    """Depthwise k x k ConvBN -> optional SE -> pointwise 1x1 ConvBN: (N, Cin, H, W) -> (N, Cout, H/s, W/s).
-
-    The one block behind Paddle's LCNet ``DepthwiseSeparable`` and csp_pan ``DPModule``:
-    ``dw_conv`` maps ``in_channels`` to ``mid_channels`` (default ``in_channels``) with
-    ``groups=mid_channels``; ``pw_conv`` maps ``mid_channels`` to ``out_channels``. ``act_out=False``
-    leaves the pointwise conv without activation (``DPModule(use_act_in_out=False)``).
-    A ``DPModule(cin, cout, k, stride, act)`` is ``DepthwiseSeparable(cin, cout, k, stride, act,
-    mid_channels=cout)``.
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, act="hardswish",
-                 use_se=False, mid_channels=None, act_out=True):
-        super().__init__()
-        mid_channels = in_channels if mid_channels is None else mid_channels
-        self.dw_conv = ConvBN(in_channels, mid_channels, kernel_size, stride, groups=mid_channels,
-                              act=act)
-        self.se = SEModule(mid_channels) if use_se else nn.Identity()
-        self.pw_conv = ConvBN(mid_channels, out_channels, 1, act=act if act_out else None)
-
-    def forward(self, x):
-        return self.pw_conv(self.se(self.dw_conv(x)))
 
 
 class LCNet(nn.Module):

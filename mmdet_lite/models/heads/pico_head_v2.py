@@ -5,9 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdet_lite.models.backbones.lcnet import DepthwiseSeparable
 from mmdet_lite.models.heads.pico_head_v2_loss import PicoHeadV2Loss
-from mmdet_lite.models.layers import ConvBN, get_activation
+from mmdet_lite.models.layers import ConvBN, DepthwiseSeparable, get_activation
 from mmdet_lite.models.post_process.detections import Detections
 from mmdet_lite.models.post_process.multiclass_nms import multiclass_nms
 from mmdet_lite.utils.boxes import anchor_points, distance2bbox

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .varifocal import weight_reduce_loss
+from .utils import weight_reduce_loss
 
 __all__ = ["DistributionFocalLoss", "distribution_focal_loss"]
 

@@ -3,21 +3,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VarifocalLoss", "varifocal_loss", "weight_reduce_loss"]
+from .utils import weight_reduce_loss
 
-
-def weight_reduce_loss(loss, weight=None, reduction="mean", avg_factor=None):
-    """ppdet/mmdet loss reduction: multiply by `weight`, then "none" | "mean" | "sum"; with
-    `avg_factor`, "mean" is sum / avg_factor and "sum" is an error."""
-    if reduction not in ("none", "mean", "sum"):
-        raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
-    if weight is not None:
-        loss = loss * weight
-    if avg_factor is None:
-        return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
-    if reduction == "sum":
-        raise ValueError("avg_factor can not be used with reduction='sum'")
-    return loss.sum() / avg_factor if reduction == "mean" else loss
+__all__ = ["VarifocalLoss", "varifocal_loss"]
 
 
 def varifocal_loss(pred, target, alpha=0.75, gamma=2.0, iou_weighted=True, use_sigmoid=True):

@@ -4,8 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdet_lite.models.backbones.lcnet import DepthwiseSeparable
-from mmdet_lite.models.layers import ConvBN
+from mmdet_lite.models.layers import ConvBN, DepthwiseSeparable
 
 
 def _down_conv(channels, kernel_size, stride, use_depthwise, act):

@@ -1,7 +1,7 @@
 """LC-PAN neck of PicoDet v2 (PaddleDetection's ``LCPAN``)."""
 import torch.nn as nn
 
-from mmdet_lite.models.backbones.lcnet import DepthwiseSeparable
+from mmdet_lite.models.layers import DepthwiseSeparable
 from mmdet_lite.models.necks.csp_pan import PathAggregationNeck
 
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdet_lite.models.layers import ConvBN, get_activation
+from mmdet_lite.models.layers import ConvBN, RepVggBlock, get_activation
 from mmdet_lite.models.transformers.position_encoding import sincos_position_embedding_2d
 
 
@@ -102,24 +102,6 @@ class TransformerEncoder(nn.Module):
         for layer in self.layers:
             src = layer(src, src_mask=src_mask, pos_embed=pos_embed)
         return src
-
-
-class RepVggBlock(nn.Module):
-    """act(BN(conv3x3(x)) + BN(conv1x1(x))): (N, C, H, W) -> (N, C, H, W).
-
-    ``mmdet_lite.models.fuse.fuse_model`` merges both branches into ``conv1`` (``conv2`` None).
-    """
-
-    def __init__(self, in_channels, out_channels, act="relu"):
-        super().__init__()
-        self.conv1 = ConvBN(in_channels, out_channels, 3, padding=1)
-        self.conv2 = ConvBN(in_channels, out_channels, 1, padding=0)
-        self.act = get_activation(act)
-
-    def forward(self, x):
-        if self.conv2 is None:
-            return self.act(self.conv1(x))
-        return self.act(self.conv1(x) + self.conv2(x))
 
 
 class CSPRepLayer(nn.Module):

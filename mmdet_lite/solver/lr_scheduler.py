@@ -1,78 +1,44 @@
-"""Optimizer parameter groups and PaddleDetection's per-iteration learning-rate schedules.
+"""PaddleDetection's per-iteration learning-rate schedules (``ppdet.optimizer.LearningRate``).
 
-The schedules reproduce ``ppdet.optimizer.LearningRate`` exactly (same float operations, same
-piecewise look-up): a decay (``CosineDecay`` / ``PiecewiseDecay``) composed with an optional warmup
-(``LinearWarmup`` / ``ExpWarmup``), evaluated at the global iteration ``t`` (0-based, the LR that
-the ``t``-th optimizer step uses). They are stateless functions of ``t``, so resuming only needs
-the iteration counter.
-
-Weight decay follows Paddle's L2 regulariser: the optimizer-wide factor is added to the gradient
-of every trainable parameter, except parameters that Paddle gives their own ``L2Decay(0.0)``
-(``ParamAttr(regularizer=...)``). A family lists those as regexes on our parameter names, or a
-module declares them with a ``no_weight_decay()`` method returning names relative to itself.
+The schedules reproduce ppdet's exactly (same float operations, same piecewise look-up): a decay
+(``CosineDecay`` / ``PiecewiseDecay``) composed with an optional warmup (``LinearWarmup`` /
+``ExpWarmup``), evaluated at the global iteration ``t`` (0-based, the LR that the ``t``-th optimizer
+step uses). They are stateless functions of ``t``, so resuming only needs the iteration counter.
+``build_lr_scheduler(exp, ...)`` makes the schedule of an exp's ``base_lr``, ``lr_decay`` and
+``warmup`` fields, its LR scaled linearly to the total batch.
 """
 import bisect
 import math
-import re
 
-__all__ = ["param_groups", "set_lr", "LinearWarmup", "ExpWarmup", "CosineDecay", "PiecewiseDecay",
-           "LearningRate", "build_learning_rate"]
+from mmdet_lite.utils.registry import Registry
 
+from .optimizer import set_lr
 
-def no_weight_decay_names(model):
-    """Full names of the parameters that some submodule lists in its ``no_weight_decay()``."""
-    names = set()
-    for prefix, module in model.named_modules():
-        method = getattr(module, "no_weight_decay", None)
-        if callable(method):
-            names.update(f"{prefix}.{name}" if prefix else name for name in method())
-    return names
+__all__ = ["LinearWarmup", "ExpWarmup", "CosineDecay", "PiecewiseDecay", "LearningRate",
+           "LR_DECAYS", "WARMUPS", "build_learning_rate", "build_lr_scheduler", "scaled_base_lr"]
+
+# ``exp.lr_decay`` / ``exp.warmup`` dicts name one of these (``dict(name="CosineDecay", ...)``).
+LR_DECAYS = Registry("lr_decay")
+WARMUPS = Registry("warmup")
 
 
-def param_groups(model, weight_decay, no_decay_patterns=()):
-    """Trainable parameters of ``model`` as SGD groups: ``[decayed, not decayed]`` (empty ones dropped).
+class Warmup:
+    """A warmup over ``W = epochs * iters_per_epoch`` steps when ``epochs`` is set, else ``steps``
+    (at least 1); ``value(base_lr, i, W)`` is the LR of step ``i`` in [0, W]."""
 
-    A parameter gets no decay when a submodule lists it in ``no_weight_decay()`` or its full name
-    matches one of the regexes ``no_decay_patterns`` (``re.search``). Returns a list of dicts
-    ``{"params", "weight_decay", "names"}``; ``names`` lets callers log which parameters skip it.
-    """
-    skip = no_weight_decay_names(model)
-    own = dict(model.named_parameters())
-    unknown = sorted(skip - set(own))
-    if unknown:
-        raise ValueError(f"no_weight_decay() names parameters that do not exist: {unknown[:8]}")
-    patterns = [re.compile(p) for p in no_decay_patterns]
-    skip.update(n for n in own if any(p.search(n) for p in patterns))
-    decay, no_decay = [], []
-    for name, param in own.items():
-        if param.requires_grad:
-            (no_decay if name in skip else decay).append(name)
-    groups = [dict(params=[own[n] for n in names], weight_decay=wd, names=names)
-              for names, wd in ((decay, float(weight_decay)), (no_decay, 0.0)) if names]
-    return groups
+    def num_steps(self, iters_per_epoch):
+        steps = self.epochs * iters_per_epoch if self.epochs is not None else self.steps
+        return max(int(steps), 1)
 
 
-def set_lr(optimizer, lr):
-    """Set every group's LR to ``lr * group.get("lr_mult", 1.0)`` (Paddle's per-parameter LR factor)."""
-    for group in optimizer.param_groups:
-        mult = group.get("lr_mult", 1.0)
-        group["lr"] = lr if mult == 1.0 else lr * mult
-
-
-class LinearWarmup:
-    """ppdet ``LinearWarmup``: ``lr_i = base_lr * (start_factor * (1 - i / W) + i / W)``, i in [0, W].
-
-    ``W = epochs * iters_per_epoch`` when ``epochs`` is set, else ``steps`` (at least 1).
-    """
+@WARMUPS.register
+class LinearWarmup(Warmup):
+    """ppdet ``LinearWarmup``: ``lr_i = base_lr * (start_factor * (1 - i / W) + i / W)``, i in [0, W]."""
 
     def __init__(self, steps=500, start_factor=1.0 / 3, epochs=None):
         self.steps = steps
         self.start_factor = start_factor
         self.epochs = epochs
-
-    def num_steps(self, iters_per_epoch):
-        steps = self.epochs * iters_per_epoch if self.epochs is not None else self.steps
-        return max(int(steps), 1)
 
     def value(self, base_lr, i, num_steps):
         alpha = i / num_steps
@@ -80,7 +46,8 @@ class LinearWarmup:
         return base_lr * factor
 
 
-class ExpWarmup:
+@WARMUPS.register
+class ExpWarmup(Warmup):
     """ppdet ``ExpWarmup``: ``lr_i = base_lr * (i / W) ** power``, i in [0, W]."""
 
     def __init__(self, steps=1000, epochs=None, power=2):
@@ -88,15 +55,12 @@ class ExpWarmup:
         self.epochs = epochs
         self.power = power
 
-    def num_steps(self, iters_per_epoch):
-        steps = self.epochs * iters_per_epoch if self.epochs is not None else self.steps
-        return max(int(steps), 1)
-
     def value(self, base_lr, i, num_steps):
         factor = (i / float(num_steps)) ** self.power
         return base_lr * factor
 
 
+@LR_DECAYS.register
 class CosineDecay:
     """ppdet ``CosineDecay`` over ``max_epochs`` (computed per iteration), optional floor and plateau.
 
@@ -137,6 +101,7 @@ class CosineDecay:
         return min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * t / max_iters)) / 2
 
 
+@LR_DECAYS.register
 class PiecewiseDecay:
     """ppdet ``PiecewiseDecay``: ``base_lr * gamma[k]`` after the ``k``-th milestone (in epochs).
 
@@ -213,21 +178,37 @@ class LearningRate:
         return sorted(k for k in own if state.get(k) != own[k])
 
 
-_DECAYS = {"CosineDecay": CosineDecay, "PiecewiseDecay": PiecewiseDecay}
-_WARMUPS = {"LinearWarmup": LinearWarmup, "ExpWarmup": ExpWarmup}
-
-
-def _make(kind, table, cfg):
-    cfg = dict(cfg)
-    name = cfg.pop("name", None)
-    if name not in table:
-        raise ValueError(f"{kind}: unknown name {name!r}; choose from {sorted(table)}")
-    return table[name](**cfg)
-
-
-def build_learning_rate(base_lr, decay, warmup, iters_per_epoch):
+def build_learning_rate(base_lr, decay, warmup, iters_per_epoch, owner=None):
     """``LearningRate`` from Paddle-style dicts: ``decay = dict(name="CosineDecay", max_epochs=300)``,
-    ``warmup = dict(name="LinearWarmup", steps=300, start_factor=0.1)`` or ``None``."""
-    return LearningRate(base_lr, _make("lr_decay", _DECAYS, decay),
-                        None if warmup is None else _make("warmup", _WARMUPS, warmup), iters_per_epoch)
+    ``warmup = dict(name="LinearWarmup", steps=300, start_factor=0.1)`` or ``None``.
 
+    An unknown name or argument is a ``UserError`` naming ``lr_decay`` / ``warmup`` (and ``owner``).
+    """
+    return LearningRate(base_lr, LR_DECAYS.build(decay, owner),
+                        None if warmup is None else WARMUPS.build(warmup, owner), iters_per_epoch)
+
+
+def scaled_base_lr(exp, batch_size=None):
+    """``exp.base_lr`` scaled linearly from the total batch it was tuned for to ``batch_size``.
+
+    ``None`` or the reference batch (``exp.train_batch_size * exp.ref_num_devices``) keeps
+    ``base_lr`` exactly.
+    """
+    reference = exp.train_batch_size * exp.ref_num_devices
+    if batch_size is None or batch_size == reference:
+        return exp.base_lr
+    return exp.base_lr * batch_size / reference
+
+
+def build_lr_scheduler(exp, iters_per_epoch, batch_size=None):
+    """ppdet ``LearningRate`` of ``exp.lr_decay`` + ``exp.warmup`` per iteration, for
+    ``iters_per_epoch`` steps per epoch and a total batch of ``batch_size`` images (``None``: the
+    reference batch, see ``scaled_base_lr``).
+
+    ``lr_decay["max_epochs"] = None`` (a derived default) means the exp's ``max_epoch``.
+    """
+    decay = dict(exp.lr_decay)
+    if "max_epochs" in decay and decay["max_epochs"] is None:
+        decay["max_epochs"] = exp.max_epoch
+    return build_learning_rate(scaled_base_lr(exp, batch_size), decay, exp.warmup,
+                               iters_per_epoch, owner=exp.exp_name)

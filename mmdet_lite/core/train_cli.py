@@ -1,0 +1,31 @@
+"""``tools/train.py``: check the command in this process, then train in every process."""
+from pathlib import Path
+
+from mmdet_lite.core.cli_args import split_opts
+from mmdet_lite.core.launch import launch
+from mmdet_lite.core.trainer import run_training
+from mmdet_lite.exp import build_exp
+from mmdet_lite.utils.device import check_num_devices, device_name, select_device
+from mmdet_lite.utils.errors import UserError
+
+__all__ = ["run_train"]
+
+
+def run_train(args):
+    """Everything ``tools/train.py`` does, for parsed ``args`` (see ``cli_args.train_parser``).
+
+    The checks that can fail on user input (device, exp keys, batch sizes, checkpoint path) run
+    here before any worker starts, so errors are one line.
+    """
+    args.device = device_name(args.device)
+    select_device(args.device)
+    check_num_devices(args.device, args.devices)
+    exp = build_exp(args.exp_file, split_opts(args.opts), exp_name=args.name)
+    world_size = args.devices * args.num_machines
+    for flag, total in (("-b", args.batch_size), ("-eb", args.eval_batch_size)):
+        if total is not None and total % world_size:
+            raise UserError(f"{flag} {total} is not a multiple of the {world_size} processes")
+    if args.ckpt is not None and not Path(args.ckpt).is_file():
+        raise UserError(f"checkpoint {args.ckpt} does not exist")
+    launch(run_training, args.devices, device=args.device, num_machines=args.num_machines,
+           machine_rank=args.machine_rank, dist_url=args.dist_url, args=(exp, args))
