@@ -38,11 +38,12 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import (REPO_ROOT, SHARED_DIR, load, paddle_python,  # noqa: E402
-                          picodet_exp_file as exp_file, run)
 from mmdet_lite import Predictor  # noqa: E402
 from mmdet_lite.data.image_io import read_image  # noqa: E402
 from mmdet_lite.exp import get_exp  # noqa: E402
+
+from bench_common import REPO_ROOT, SHARED_DIR, load, paddle_python, run  # noqa: E402
+from bench_common import picodet_exp_file as exp_file
 
 PADDLE_SCRIPT = REPO_ROOT / "benchmarks/reference/paddle_latency_picodet.py"
 IMAGE = REPO_ROOT / "assets/grace_hopper.jpg"

@@ -39,10 +39,10 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from mmdet_lite.models.fuse import fuse_model  # noqa: E402
+
 from bench_common import load  # noqa: E402
 from rtdetr_hf import build_ours, build_pair  # noqa: E402
-
-from mmdet_lite.models.fuse import fuse_model  # noqa: E402
 
 
 def median_time(fn, warmup, runs):
@@ -70,7 +70,8 @@ def compare(fns, rounds, warmup, runs):
 
 
 def profile(name, fn, rows=15):
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     fn()
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
 
 import test_end_to_end_parity as e2e  # noqa: E402
+
 from conftest import PADDLE_CONFIGS  # noqa: E402
 
 

@@ -47,12 +47,13 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import (REPO_ROOT, SHARED_DIR, load, paddle_python,  # noqa: E402
-                          picodet_exp_file as exp_file)
 from mmdet_lite.data.coco import COCODataset  # noqa: E402
 from mmdet_lite.data.synthetic import make_shapes_dataset  # noqa: E402
 from mmdet_lite.data.train_loader import build_train_loader  # noqa: E402
 from mmdet_lite.exp import get_exp  # noqa: E402
+
+from bench_common import REPO_ROOT, SHARED_DIR, load, paddle_python  # noqa: E402
+from bench_common import picodet_exp_file as exp_file
 
 PADDLE_SCRIPT = REPO_ROOT / "benchmarks/train_speed_picodet_paddle.py"
 

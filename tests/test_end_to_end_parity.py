@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 from mmdet_lite import Predictor
 from mmdet_lite.exp import get_exp
 from mmdet_lite.exp.picodet_base import PicoDetExp
+
+from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_picodet_e2e.py"
 CI_CONFIGS = ["picodet_s_416_coco_lcnet", "picodet_l_640_coco_lcnet"]

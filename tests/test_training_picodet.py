@@ -14,14 +14,15 @@ import shutil
 
 import torch
 
-from conftest import REPO_ROOT
-from training_helpers import data_opts, logged_losses, train_cli
 from mmdet_lite.core.launch import launch
 from mmdet_lite.core.trainer import Trainer
 from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import read_checkpoint, save_checkpoint
 from mmdet_lite.utils.dist import get_rank
 from mmdet_lite.utils.rng import seed_everything
+
+from conftest import REPO_ROOT
+from training_helpers import data_opts, logged_losses, train_cli
 
 SHAPES_EXP = REPO_ROOT / "exps/picodet/picodet_xs_256_shapes.py"
 VOC_EXP = REPO_ROOT / "exps/picodet/picodet_s_416_voc2012.py"

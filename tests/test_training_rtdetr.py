@@ -10,10 +10,11 @@ import os
 
 import torch
 
-from conftest import REPO_ROOT
-from training_helpers import data_opts, logged_losses, train_cli
 from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import read_checkpoint
+
+from conftest import REPO_ROOT
+from training_helpers import data_opts, logged_losses, train_cli
 
 SHAPES_EXP = REPO_ROOT / "exps/rtdetr/rtdetr_r18vd_shapes.py"
 

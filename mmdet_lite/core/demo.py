@@ -7,9 +7,9 @@ import cv2
 from loguru import logger
 
 from mmdet_lite.core.predictor import Predictor
-from mmdet_lite.utils.fileio import ensure_writable_dir
 from mmdet_lite.utils.device import device_name
 from mmdet_lite.utils.errors import UserError
+from mmdet_lite.utils.fileio import ensure_writable_dir
 from mmdet_lite.utils.logger import setup_logger
 from mmdet_lite.utils.visualize import vis
 

@@ -5,14 +5,18 @@ import time
 from loguru import logger
 
 from mmdet_lite.core.launch import launch, launched_by_torchrun
-from mmdet_lite.utils.fileio import ensure_writable_dir
 from mmdet_lite.exp import build_exp
 from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.checkpoint import load_weights
-from mmdet_lite.utils.device import (check_num_devices, device_name, preferred_memory_format,
-                                     select_device)
+from mmdet_lite.utils.device import (
+    check_num_devices,
+    device_name,
+    preferred_memory_format,
+    select_device,
+)
 from mmdet_lite.utils.dist import get_local_rank, get_rank, get_world_size
 from mmdet_lite.utils.errors import UserError
+from mmdet_lite.utils.fileio import ensure_writable_dir
 from mmdet_lite.utils.logger import setup_logger
 
 __all__ = ["run_eval", "eval_exp", "evaluate_checkpoint"]

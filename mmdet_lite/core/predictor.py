@@ -11,10 +11,10 @@ from mmdet_lite.core.class_names import exp_class_names
 from mmdet_lite.exp import build_exp
 from mmdet_lite.models.architectures.base import POSTPROCESS_SIZES
 from mmdet_lite.models.fuse import fuse_model
-from mmdet_lite.utils.tensors import to_float32
 from mmdet_lite.utils.checkpoint import load_weights
 from mmdet_lite.utils.device import preferred_memory_format, select_device
 from mmdet_lite.utils.errors import UserError
+from mmdet_lite.utils.tensors import to_float32
 
 __all__ = ["Predictor", "Result"]
 

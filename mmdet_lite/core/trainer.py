@@ -20,8 +20,13 @@ from mmdet_lite.core.ema import ModelEMA
 from mmdet_lite.data.train_loader import batch_to_device
 from mmdet_lite.utils.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from mmdet_lite.utils.device import preferred_memory_format, select_device
-from mmdet_lite.utils.dist import (all_gather_object, get_local_rank, get_rank, get_world_size,
-                                   synchronize)
+from mmdet_lite.utils.dist import (
+    all_gather_object,
+    get_local_rank,
+    get_rank,
+    get_world_size,
+    synchronize,
+)
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.logger import setup_logger
 from mmdet_lite.utils.rng import get_rng_state, seed_everything, set_rng_state

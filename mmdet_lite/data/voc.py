@@ -20,9 +20,9 @@ import torch
 from loguru import logger
 
 from mmdet_lite.data.coco import COCODataset
-from mmdet_lite.utils.fileio import ensure_writable_dir, write_json_atomic
 from mmdet_lite.data.image_io import read_image
 from mmdet_lite.utils.errors import UserError
+from mmdet_lite.utils.fileio import ensure_writable_dir, write_json_atomic
 
 __all__ = ["VOC_CLASSES", "VOCDataset", "voc_to_coco", "voc_to_coco_dict", "read_label_list"]
 

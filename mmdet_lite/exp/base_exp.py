@@ -8,6 +8,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from mmdet_lite.utils.errors import UserError
+
 from .exp_file import EXP_FILE_ATTR, rebuild_exp
 from .overrides import apply_overrides
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import REPO_ROOT, run_paddle
 from mmdet_lite.convert.converter import convert_state_dict
 from mmdet_lite.convert.pdparams import NAME_TABLE_KEY, load_pdparams
 from mmdet_lite.utils.errors import UserError
+
+from conftest import REPO_ROOT, run_paddle
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_save_pdparams.py"
 

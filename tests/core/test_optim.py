@@ -7,13 +7,19 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 from mmdet_lite.convert.converter import compile_rules, map_key
 from mmdet_lite.core.ema import ModelEMA
 from mmdet_lite.exp import get_exp
-from mmdet_lite.solver import (build_learning_rate, build_lr_scheduler, param_groups,
-                               scaled_base_lr, set_lr)
+from mmdet_lite.solver import (
+    build_learning_rate,
+    build_lr_scheduler,
+    param_groups,
+    scaled_base_lr,
+    set_lr,
+)
 from mmdet_lite.utils.errors import UserError
+
+from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 
 LR_REFERENCE = REPO_ROOT / "tests/reference/paddle_lr_schedule.py"
 EMA_REFERENCE = REPO_ROOT / "tests/reference/paddle_ema_momentum.py"

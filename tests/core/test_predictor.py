@@ -8,12 +8,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
-from tiny_picodet import (EXP_FILE, NUM_CLASSES, TSIZE, data_opts, make_dataset,  # noqa: E402
-                          separated_model, tiny_exp, write_checkpoint)
-
 from mmdet_lite.data.image_io import read_image  # noqa: E402
 from mmdet_lite.data.synthetic import SHAPE_CATEGORIES  # noqa: E402
 from mmdet_lite.utils.errors import UserError  # noqa: E402
+
+from tiny_picodet import (  # noqa: E402
+    EXP_FILE,
+    NUM_CLASSES,
+    TSIZE,
+    data_opts,
+    make_dataset,
+    separated_model,
+    tiny_exp,
+    write_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 from mmdet_lite.core.ema import ModelEMA
 from mmdet_lite.exp import get_exp
 from mmdet_lite.models.layers import FrozenBatchNorm2d
 from mmdet_lite.solver import build_adamw, build_learning_rate, param_groups
+
+from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 
 LR_REFERENCE = REPO_ROOT / "tests/reference/paddle_lr_schedule.py"
 ADAMW_REFERENCE = REPO_ROOT / "tests/reference/paddle_adamw_ema.py"

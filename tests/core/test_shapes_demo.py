@@ -5,11 +5,12 @@ import os
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
 from mmdet_lite.core.shapes_demo import run_shapes_demo, write_demo_assets
 from mmdet_lite.data.image_io import read_image
 from mmdet_lite.data.synthetic import make_shapes_dataset
 from mmdet_lite.utils.errors import UserError
+
+from conftest import REPO_ROOT
 
 
 def test_assets_are_the_generator_images(tmp_path):

@@ -8,13 +8,14 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT
 from mmdet_lite.core.launch import launch
 from mmdet_lite.core.trainer import Trainer, TrainingDiverged
 from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import read_checkpoint
 from mmdet_lite.utils.dist import get_rank
 from mmdet_lite.utils.rng import seed_everything
+
+from conftest import REPO_ROOT
 
 TOY_EXP = REPO_ROOT / "tests/core/toy_exp.py"
 CKPT_KEYS = {"model", "train_model", "ema", "optimizer", "scheduler", "scaler", "epoch", "iteration",

@@ -11,9 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from mmdet_lite.solver import build_learning_rate, build_sgd
 from mmdet_lite.exp import BaseExp
 from mmdet_lite.models.post_process.detections import Detections
+from mmdet_lite.solver import build_learning_rate, build_sgd
 from mmdet_lite.utils.dist import all_gather_object
 
 

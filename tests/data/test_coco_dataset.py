@@ -8,6 +8,7 @@ import torch
 from mmdet_lite.data.coco import COCODataset
 from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.utils.errors import UserError
+
 from sample_files import shapes_dir  # noqa: F401 (fixture)
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from mmdet_lite.data.image_io import read_image
-from sample_files import sample_images  # noqa: F401 (fixture)
 from mmdet_lite.utils.errors import UserError
+
+from sample_files import sample_images  # noqa: F401 (fixture)
 
 
 def _check_bgr(image, h, w):

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from mmdet_lite.data.coco import COCODataset
-from mmdet_lite.data.loader import build_eval_loader, eval_collate, shard_indices
 from mmdet_lite.data.geometric import TestTransform
+from mmdet_lite.data.loader import build_eval_loader, eval_collate, shard_indices
+
 from sample_files import shapes_dir  # noqa: F401 (fixture)
 
 

@@ -8,8 +8,8 @@ same boxes and classes, after Mosaic and after Mosaic + AugmentHSV + RandomFlip.
 import cv2
 import numpy as np
 import pytest
+from test_rtdetr_pipeline import make_image
 
-from conftest import REPO_ROOT, run_paddle_npz
 from mmdet_lite.data.geometric import RandomFlip
 from mmdet_lite.data.mosaic import Mosaic
 from mmdet_lite.data.photometric import AugmentHSV, _hsv_to_rgb
@@ -17,7 +17,8 @@ from mmdet_lite.data.synthetic import make_shapes_dataset
 from mmdet_lite.data.train_loader import TrainDataset, build_train_loader
 from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import read_checkpoint
-from test_rtdetr_pipeline import make_image
+
+from conftest import REPO_ROOT, run_paddle_npz
 from training_helpers import data_opts, logged_losses, train_cli
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_mosaic_transforms.py"

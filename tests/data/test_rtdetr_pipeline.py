@@ -20,6 +20,7 @@ from mmdet_lite.data.targets import normalize_boxes_cxcywh
 from mmdet_lite.exp import get_exp
 from mmdet_lite.exp.rtdetr_base import RTDETRExp
 from mmdet_lite.utils.errors import UserError
+
 from conftest import REPO_ROOT, run_paddle
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_rtdetr_transforms.py"

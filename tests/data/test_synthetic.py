@@ -7,9 +7,10 @@ import runpy
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from conftest import REPO_ROOT
 from mmdet_lite.data.image_io import read_image
 from mmdet_lite.data.synthetic import make_shapes_dataset
+
+from conftest import REPO_ROOT
 
 
 def _digest(root):

@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_paddle
 from mmdet_lite.data.coco import COCODataset
-from mmdet_lite.data.synthetic import make_shapes_dataset
-from mmdet_lite.data.train_loader import TrainDataset, build_train_loader
 from mmdet_lite.data.geometric import BatchRandomResize, RandomCrop, RandomFlip
 from mmdet_lite.data.photometric import RandomDistort, apply_color_transform
+from mmdet_lite.data.synthetic import make_shapes_dataset
 from mmdet_lite.data.targets import pad_gt
+from mmdet_lite.data.train_loader import TrainDataset, build_train_loader
 from mmdet_lite.utils.errors import UserError
+
+from conftest import run_paddle
 
 NUM_SAMPLES = 64
 REF_SIZES = [64, 96, 128, 160]

@@ -2,9 +2,10 @@
 cubic rounding (see MAX_CUBIC_ROUNDING)."""
 import numpy as np
 
-from conftest import REPO_ROOT, run_paddle
-from mmdet_lite.data.image_io import read_image
 from mmdet_lite.data.geometric import TestTransform
+from mmdet_lite.data.image_io import read_image
+
+from conftest import REPO_ROOT, run_paddle
 from sample_files import sample_images  # noqa: F401 (fixture)
 
 _KINDS = ("jpeg", "png", "gray", "rgba", "palette", "png16", "exif", "gray_jpeg")

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT
 from mmdet_lite.data.coco import COCODataset
 from mmdet_lite.data.voc import VOC_CLASSES, VOCDataset, voc_to_coco
 from mmdet_lite.utils.errors import UserError
+
+from conftest import REPO_ROOT
 
 _XML = """<annotation><folder>VOC2007</folder><filename>{stem}.jpg</filename>
 <size><width>{w}</width><height>{h}</height><depth>3</depth></size>{objects}</annotation>"""

@@ -11,12 +11,16 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mmdet_lite.data.coco import COCODataset
+from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.data.loader import build_eval_loader, shard_indices
 from mmdet_lite.data.synthetic import make_shapes_dataset
-from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.evaluators import coco_evaluator
-from mmdet_lite.evaluators.coco_evaluator import (COCOEvaluator, detections_to_coco,
-                                                  evaluate_detections, format_summary)
+from mmdet_lite.evaluators.coco_evaluator import (
+    COCOEvaluator,
+    detections_to_coco,
+    evaluate_detections,
+    format_summary,
+)
 from mmdet_lite.models.post_process.detections import Detections
 from mmdet_lite.utils.errors import UserError
 

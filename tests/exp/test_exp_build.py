@@ -9,6 +9,7 @@ import pytest
 
 from mmdet_lite.exp import PicoDetExp, get_exp
 from mmdet_lite.utils.errors import UserError
+
 from conftest import REPO_ROOT
 
 PICODET_EXPS = sorted((REPO_ROOT / "exps/picodet").glob("*.py"))

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from mmdet_lite.exp import get_exp
+
 from config_compare import config_mismatches
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 

@@ -2,13 +2,14 @@
 follows ``max_epoch``, and ``train_transforms`` configures the sample transforms."""
 import pytest
 
-from conftest import REPO_ROOT
-from mmdet_lite.solver import build_learning_rate
-from mmdet_lite.data.synthetic import SHAPE_CATEGORIES
 from mmdet_lite.data.geometric import RandomCrop, RandomFlip
 from mmdet_lite.data.photometric import RandomDistort
+from mmdet_lite.data.synthetic import SHAPE_CATEGORIES
 from mmdet_lite.exp import get_exp
+from mmdet_lite.solver import build_learning_rate
 from mmdet_lite.utils.errors import UserError
+
+from conftest import REPO_ROOT
 
 EXPS = REPO_ROOT / "exps/picodet"
 

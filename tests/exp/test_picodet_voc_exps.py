@@ -2,6 +2,7 @@
 import pytest
 
 from mmdet_lite.exp import get_exp
+
 from conftest import REPO_ROOT
 
 EXPS = REPO_ROOT / "exps/picodet"

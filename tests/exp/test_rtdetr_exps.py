@@ -18,6 +18,7 @@ import torch
 
 from mmdet_lite.exp import RTDETRExp, get_exp
 from mmdet_lite.utils.errors import UserError
+
 from config_compare import config_mismatches
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, run_paddle
 
 from mmdet_lite.models.assigners import ATSSAssigner, TaskAlignedAssigner, pad_gt
 from mmdet_lite.models.assigners.utils import topk_mask
+
+from conftest import REPO_ROOT, run_paddle
 
 SCRIPT = REPO_ROOT / "tests/reference/paddle_assigners_losses.py"
 

@@ -9,17 +9,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
-import tiny_picodet  # noqa: E402
-import tiny_rtdetr  # noqa: E402
-
 from mmdet_lite.models.architectures.base import BOX_ONNX_OUTPUTS, Detector  # noqa: E402
 from mmdet_lite.models.architectures.picodet import PicoDet  # noqa: E402
-from mmdet_lite.models.architectures.rtdetr import (RTDETR, build_backbone,  # noqa: E402
-                                                    build_criterion)
+from mmdet_lite.models.architectures.rtdetr import RTDETR, build_backbone, build_criterion  # noqa: E402
 from mmdet_lite.models.heads.pico_head_v2_loss import PicoHeadV2Loss  # noqa: E402
 from mmdet_lite.models.losses.detr_loss import DETRLoss  # noqa: E402
 from mmdet_lite.models.post_process.detections import Detections  # noqa: E402
 from mmdet_lite.utils.errors import UserError  # noqa: E402
+
+import tiny_picodet  # noqa: E402
+import tiny_rtdetr  # noqa: E402
 
 FAMILIES = {"picodet": tiny_picodet, "rtdetr": tiny_rtdetr}
 SIZE = 160

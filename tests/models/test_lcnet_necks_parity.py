@@ -12,6 +12,7 @@ from mmdet_lite.convert.picodet_rules import PICODET_RULES
 from mmdet_lite.models.backbones.lcnet import LCNet
 from mmdet_lite.models.necks.csp_pan import CSPPAN
 from mmdet_lite.models.necks.lcpan import LCPAN
+
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_backbone_neck.py"

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, run_paddle
 
 from mmdet_lite.models.losses import DistributionFocalLoss, GIoULoss, VarifocalLoss
+
+from conftest import REPO_ROOT, run_paddle
 
 SCRIPT = REPO_ROOT / "tests/reference/paddle_assigners_losses.py"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -19,6 +19,7 @@ from mmdet_lite.models.heads.pico_head_v2 import PicoHeadV2
 from mmdet_lite.models.post_process.detections import Detections
 from mmdet_lite.models.post_process.multiclass_nms import multiclass_nms
 from mmdet_lite.utils.boxes import anchor_points, distance2bbox
+
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_picodet_head.py"

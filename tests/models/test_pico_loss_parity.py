@@ -12,6 +12,7 @@ import torch
 from mmdet_lite.convert.converter import convert_state_dict
 from mmdet_lite.convert.pdparams import load_pdparams
 from mmdet_lite.exp.build import get_exp
+
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_picodet_loss.py"

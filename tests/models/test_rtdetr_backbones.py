@@ -15,12 +15,13 @@ import torch
 import torch.nn as nn
 from transformers import HGNetV2Backbone, HGNetV2Config, RTDetrResNetBackbone, RTDetrResNetConfig
 
-from mmdet_lite.convert.converter import convert_state_dict, map_key, compile_rules
+from mmdet_lite.convert.converter import compile_rules, convert_state_dict, map_key
 from mmdet_lite.convert.rtdetr_backbone_rules import RTDETR_BACKBONE_RULES
 from mmdet_lite.models.backbones.hgnet_v2 import HGNETV2_ARCHS, PPHGNetV2
 from mmdet_lite.models.backbones.resnet_vd import RESNET_DEPTHS, ResNetVd
 from mmdet_lite.models.layers import FrozenBatchNorm2d
 from mmdet_lite.utils.errors import UserError
+
 from conftest import REPO_ROOT
 
 FIXTURE = REPO_ROOT / "tests/fixtures/rtdetr/paddle_backbone_keys.json.gz"

@@ -8,7 +8,8 @@ from torch import nn
 from transformers.loss.loss_for_object_detection import box_iou
 from transformers.loss.loss_rt_detr import RTDetrForObjectDetectionLoss, RTDetrHungarianMatcher
 from transformers.models.rt_detr.modeling_rt_detr import (
-    get_contrastive_denoising_training_group as hf_denoising_group)
+    get_contrastive_denoising_training_group as hf_denoising_group,
+)
 
 from mmdet_lite.models.assigners.hungarian_matcher import HungarianMatcher
 from mmdet_lite.models.losses import detr_loss as detr_loss_module

@@ -12,8 +12,12 @@ import re
 import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
-from transformers import (RTDetrConfig, RTDetrForObjectDetection, RTDetrImageProcessor,
-                          RTDetrResNetConfig)
+from transformers import (
+    RTDetrConfig,
+    RTDetrForObjectDetection,
+    RTDetrImageProcessor,
+    RTDetrResNetConfig,
+)
 from transformers.models.rt_detr.modeling_rt_detr import get_contrastive_denoising_training_group
 
 from mmdet_lite.models.architectures.rtdetr import build_rtdetr

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from conftest import run_paddle
 
 from mmdet_lite.models.architectures.rtdetr import RTDETR, build_rtdetr
 from mmdet_lite.models.post_process.detections import Detections
 from mmdet_lite.models.post_process.detr_postprocess import detr_topk
 from mmdet_lite.utils.errors import UserError
+
+from conftest import run_paddle
 
 NUM_CLASSES, QUERIES, TOP = 80, 300, 300
 ORIG_SIZES = [(480, 640), (427, 640), (333, 500), (1, 7)]  # (h, w), COCO-like and degenerate

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import paddle
-
 import ppdet.modeling.assigners.atss_assigner as atss_module
 import ppdet.modeling.assigners.task_aligned_assigner as tal_module
 from ppdet.modeling.assigners import ATSSAssigner, TaskAlignedAssigner

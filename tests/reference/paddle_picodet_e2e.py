@@ -23,7 +23,6 @@ import sys
 
 import numpy as np
 import paddle
-
 from paddle_picodet_head import randomize
 
 RANK, GAP = 60, 2e-5

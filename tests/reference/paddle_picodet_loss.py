@@ -17,7 +17,6 @@ import sys
 
 import numpy as np
 import paddle
-
 from paddle_picodet_head import randomize, run_detector
 
 IMAGE_SHAPE = (2, 3, 320, 320)

@@ -24,8 +24,13 @@ import numpy as np
 
 with contextlib.redirect_stdout(io.StringIO()):  # ppdet prints warnings on import
     from ppdet.data.transform.batch_operators import BatchRandomResize
-    from ppdet.data.transform.operators import (BboxXYXY2XYWH, NormalizeBox, RandomCrop,
-                                                RandomExpand, RandomFlip)
+    from ppdet.data.transform.operators import (
+        BboxXYXY2XYWH,
+        NormalizeBox,
+        RandomCrop,
+        RandomExpand,
+        RandomFlip,
+    )
 
 SIZES = [480, 512, 544, 576, 608, 640, 640, 640, 672, 704, 736, 768, 800]
 

@@ -5,13 +5,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from tiny_picodet import EXP_FILE, NUM_CLASSES, TSIZE, data_opts, make_dataset, separated_model
 
 from mmdet_lite.convert.cli import run_convert
 from mmdet_lite.core.cli_args import convert_parser, demo_parser, parse_args
 from mmdet_lite.core.demo import run_demo
 from mmdet_lite.utils.checkpoint import load_checkpoint, load_weights
 from mmdet_lite.utils.errors import UserError
+
+from tiny_picodet import EXP_FILE, NUM_CLASSES, TSIZE, data_opts, make_dataset, separated_model
 
 
 def _paddle_name(key, strip_backbone=False):

@@ -1,12 +1,12 @@
 """tools/eval.py logic: twelve COCO lines, bbox.json, and -d 2 on CPU equal to -d 1."""
 import json
 
-from conftest import assert_same_coco_detections
-from tiny_picodet import EXP_FILE, TSIZE, data_opts, make_dataset, write_checkpoint
-
 from mmdet_lite.core.cli_args import eval_parser, parse_args
 from mmdet_lite.core.evaluate import eval_exp, run_eval
 from mmdet_lite.exp.picodet_base import PicoDetExp
+
+from conftest import assert_same_coco_detections
+from tiny_picodet import EXP_FILE, TSIZE, data_opts, make_dataset, write_checkpoint
 
 
 def _run(tmp, data_dir, ckpt, devices, name):

@@ -6,16 +6,23 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from tiny_picodet import (EXP_FILE, NUM_CLASSES, TSIZE, make_dataset, separated_model,
-                          write_checkpoint)
 
 from mmdet_lite.core.cli_args import export_parser, parse_args
-from mmdet_lite.data.image_io import read_image
 from mmdet_lite.data.geometric import TestTransform
+from mmdet_lite.data.image_io import read_image
 from mmdet_lite.exporting.cli import run_export
 from mmdet_lite.exporting.onnx_export import compare_outputs, export_onnx, run_onnx
 from mmdet_lite.models.architectures.base import Detector
 from mmdet_lite.utils.errors import UserError
+
+from tiny_picodet import (
+    EXP_FILE,
+    NUM_CLASSES,
+    TSIZE,
+    make_dataset,
+    separated_model,
+    write_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_rtdetr import EXP_FILE, NUM_CLASSES, TOP, TSIZE, separated_model, val_images
 
 from mmdet_lite.core.cli_args import export_parser, parse_args
 from mmdet_lite.data.synthetic import make_shapes_dataset
@@ -25,6 +24,8 @@ from mmdet_lite.exporting.cli import run_export
 from mmdet_lite.exporting.onnx_export import compare_outputs
 from mmdet_lite.utils.checkpoint import save_checkpoint
 from mmdet_lite.utils.errors import UserError
+
+from tiny_rtdetr import EXP_FILE, NUM_CLASSES, TOP, TSIZE, separated_model, val_images
 
 NUM_VAL = 3
 TIE = 1e-4  # encoder scores this close to the top-k boundary may be kept by either side

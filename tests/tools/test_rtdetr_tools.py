@@ -10,15 +10,11 @@ and shapes that ppdet develop saves (``tests/fixtures/rtdetr/*.json.gz``), pickl
 """
 import gzip
 import json
-import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_coco_detections, start_tool
-from tiny_rtdetr import (EXP_FILE, NUM_CLASSES, REPO_ROOT, TOP, TSIZE, rtdetr_exp,
-                         separated_model)
 
 from mmdet_lite.convert.cli import run_convert
 from mmdet_lite.core.cli_args import convert_parser, demo_parser, eval_parser, parse_args
@@ -30,6 +26,9 @@ from mmdet_lite.data.synthetic import SHAPE_CATEGORIES, make_shapes_dataset
 from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from mmdet_lite.utils.errors import UserError
+
+from conftest import assert_same_coco_detections, start_tool
+from tiny_rtdetr import EXP_FILE, NUM_CLASSES, REPO_ROOT, TOP, TSIZE, rtdetr_exp, separated_model
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "rtdetr"
 NUM_VAL = 3

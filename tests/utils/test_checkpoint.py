@@ -6,8 +6,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmdet_lite.utils.checkpoint import (load_checkpoint, load_weights, read_checkpoint,
-                                         save_checkpoint)
+from mmdet_lite.utils.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
 from mmdet_lite.utils.errors import UserError
 
 

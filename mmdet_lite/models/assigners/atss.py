@@ -2,8 +2,15 @@
 import torch
 from torch import nn
 
-from .utils import (box_centers, empty_assignment, gather_targets, pairwise_iou, points_in_boxes,
-                    resolve_multiple_gts, topk_mask)
+from .utils import (
+    box_centers,
+    empty_assignment,
+    gather_targets,
+    pairwise_iou,
+    points_in_boxes,
+    resolve_multiple_gts,
+    topk_mask,
+)
 
 __all__ = ["ATSSAssigner"]
 

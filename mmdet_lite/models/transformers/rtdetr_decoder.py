@@ -8,8 +8,10 @@ import torch.nn as nn
 
 from mmdet_lite.models.layers import get_activation
 from mmdet_lite.models.transformers.deformable_attention import MSDeformableAttention
-from mmdet_lite.models.transformers.denoising import (get_contrastive_denoising_training_group,
-                                                      inverse_sigmoid)
+from mmdet_lite.models.transformers.denoising import (
+    get_contrastive_denoising_training_group,
+    inverse_sigmoid,
+)
 from mmdet_lite.models.transformers.hybrid_encoder import MultiHeadAttention
 from mmdet_lite.models.transformers.position_encoding import generate_anchors
 
