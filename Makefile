@@ -1,5 +1,6 @@
 # One command for the tests: `make test` builds (once, cached by the hash of the requirement files)
-# the PyTorch environment and the Paddle reference environment, then runs the test suite.
+# the PyTorch environment and the Paddle reference environment, then lints (ruff, pyproject.toml) and
+# runs the test suite.
 PYTHON ?= python3
 CACHE ?= $(HOME)/.cache/mmdet_lite
 REQ_HASH := $(shell cat requirements.txt requirements-test.txt constraints-ci.txt | sha1sum | cut -c1-12)
@@ -13,6 +14,7 @@ export MMDET_LITE_PADDLE_PYTHON := $(PADDLE_VENV)/bin/python
 .PHONY: test install paddle-env demo parity-all bench clean-env
 
 test: $(VENV)/.ready $(PADDLE_VENV)/.ready
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 
 install: $(VENV)/.ready
