@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from mmdet_lite.convert.cli import run_convert  # noqa: E402
 from mmdet_lite.core.cli_args import convert_parser, parse_args  # noqa: E402
+from mmdet_lite.core.convert_cli import run_convert  # noqa: E402
 from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 

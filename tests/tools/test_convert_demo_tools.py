@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet_lite.convert.cli import run_convert
 from mmdet_lite.core.cli_args import convert_parser, demo_parser, parse_args
+from mmdet_lite.core.convert_cli import run_convert
 from mmdet_lite.core.demo import run_demo
 from mmdet_lite.utils.checkpoint import load_checkpoint, load_weights
 from mmdet_lite.utils.errors import UserError

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet_lite.convert.cli import run_convert
 from mmdet_lite.core.cli_args import convert_parser, demo_parser, eval_parser, parse_args
+from mmdet_lite.core.convert_cli import run_convert
 from mmdet_lite.core.demo import run_demo
 from mmdet_lite.core.evaluate import run_eval
 from mmdet_lite.core.predictor import Predictor
