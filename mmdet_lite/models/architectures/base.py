@@ -1,6 +1,10 @@
 """What every detector shares: the contract generic code relies on, and the input normalisation."""
+from typing import Dict, List, Sequence, Tuple, Union
+
 import torch
 import torch.nn as nn
+
+from mmdet_lite.models.post_process.detections import Detections
 
 __all__ = ["Detector", "NormalizedInputDetector", "BOX_ONNX_OUTPUTS", "POSTPROCESS_SIZES"]
 
@@ -36,17 +40,24 @@ class Detector(nn.Module):
       ``onnx_raw_dynamic_axes`` their dynamic axes (default batch and anchors).
     """
 
-    onnx_raw_outputs = {}
-    onnx_post_outputs = BOX_ONNX_OUTPUTS
-    onnx_raw_dynamic_axes = {0: "batch", 1: "anchors"}
+    onnx_raw_outputs: Dict[str, str] = {}
+    onnx_post_outputs: Dict[str, str] = BOX_ONNX_OUTPUTS
+    onnx_raw_dynamic_axes: Dict[int, str] = {0: "batch", 1: "anchors"}
 
-    def postprocess(self, outputs, scale_factors, input_sizes, orig_sizes):
+    def forward(self, images: torch.Tensor,
+                targets: Union[dict, List[dict], None] = None
+                ) -> Union[Tuple[torch.Tensor, ...], Dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def check_onnx_export(self, opset, dynamic, postprocess=True):
+    def postprocess(self, outputs: Sequence[torch.Tensor], scale_factors: torch.Tensor,
+                    input_sizes: torch.Tensor, orig_sizes: torch.Tensor) -> List[Detections]:
         raise NotImplementedError
 
-    def onnx_postprocess(self, outputs, images, dynamic=False):
+    def check_onnx_export(self, opset: int, dynamic: bool, postprocess: bool = True) -> None:
+        raise NotImplementedError
+
+    def onnx_postprocess(self, outputs: Sequence[torch.Tensor], images: torch.Tensor,
+                         dynamic: bool = False) -> Tuple[torch.Tensor, ...]:
         raise NotImplementedError
 
 
@@ -57,12 +68,12 @@ class NormalizedInputDetector(Detector):
     order); the statistics are non-persistent (1, 3, 1, 1) buffers, so checkpoints never hold them.
     """
 
-    def __init__(self, pixel_mean, pixel_std):
+    def __init__(self, pixel_mean: Sequence[float], pixel_std: Sequence[float]):
         super().__init__()
         for name, value in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
             self.register_buffer(name, torch.tensor(value, dtype=torch.float32).view(1, 3, 1, 1),
                                  persistent=False)
 
-    def normalize(self, images):
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """0..255 RGB (N, 3, H, W) -> normalised input, in Paddle's NormalizeImage order."""
         return (images * (1.0 / 255.0) - self.pixel_mean) / self.pixel_std
