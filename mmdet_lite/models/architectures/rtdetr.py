@@ -4,14 +4,13 @@ import importlib
 import torch
 
 from mmdet_lite.models.architectures.base import NormalizedInputDetector
+from mmdet_lite.models.backbones import BACKBONES
 from mmdet_lite.models.post_process.detr_postprocess import DETRPostProcess, detr_topk
 from mmdet_lite.models.transformers.hybrid_encoder import HybridEncoder
 from mmdet_lite.models.transformers.position_encoding import size_tensor
 from mmdet_lite.models.transformers.rtdetr_decoder import RTDETRTransformer
 from mmdet_lite.utils.errors import UserError
 
-BACKBONES = {"ResNetVd": "mmdet_lite.models.backbones.resnet_vd",
-             "PPHGNetV2": "mmdet_lite.models.backbones.hgnet_v2"}
 LOSS_MODULE = "mmdet_lite.models.losses.detr_loss"
 
 
@@ -130,16 +129,6 @@ def _import(module_name, what):
         raise UserError(f"{what}: {module_name} is not available ({exc})") from exc
 
 
-def build_backbone(backbone):
-    """``backbone`` dict: ``name`` ("ResNetVd" or "PPHGNetV2") plus its kwargs -> module with
-    ``out_channels`` (one per returned map)."""
-    backbone = dict(backbone)
-    name = backbone.pop("name", None)
-    if name not in BACKBONES:
-        raise UserError(f"backbone.name: expected one of {sorted(BACKBONES)}, got {name!r}")
-    return getattr(_import(BACKBONES[name], f"backbone.name {name}"), name)(**backbone)
-
-
 def build_criterion(num_classes, loss):
     """``loss`` dict: ``name`` of a class of ``losses/detr_loss.py`` (default ``DETRLoss``; Paddle's
     ``DINOLoss`` is an alias) plus its kwargs; a ``matcher`` dict builds a ``HungarianMatcher``."""
@@ -167,12 +156,13 @@ def build_rtdetr(num_classes, backbone, encoder, decoder, loss=None, pixel_mean=
                  pixel_std=(1.0, 1.0, 1.0), num_top_queries=300):
     """Build an RT-DETR from config dicts.
 
-    ``backbone``: see ``build_backbone``. ``encoder``: HybridEncoder kwargs; ``in_channels`` and
-    ``feat_strides`` come from the backbone. ``decoder``: RTDETRTransformer kwargs;
-    ``backbone_feat_channels`` and ``feat_strides`` come from the encoder. ``loss``: criterion
-    config (``build_criterion``) or None for an inference-only model.
+    ``backbone``: ``name`` ("ResNet" or "PPHGNetV2", a ``BACKBONES`` entry) plus its kwargs.
+    ``encoder``: HybridEncoder kwargs; ``in_channels`` and ``feat_strides`` come from the backbone.
+    ``decoder``: RTDETRTransformer kwargs; ``backbone_feat_channels`` and ``feat_strides`` come
+    from the encoder. ``loss``: criterion config (``build_criterion``) or None for an
+    inference-only model.
     """
-    backbone_module = build_backbone(backbone)
+    backbone_module = BACKBONES.build(backbone)
     encoder = dict(encoder)
     encoder.setdefault("in_channels", list(backbone_module.out_channels))
     encoder.setdefault("feat_strides", list(getattr(backbone_module, "out_strides", (8, 16, 32))))
