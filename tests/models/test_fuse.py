@@ -70,3 +70,20 @@ def test_fused_hgnetv2_backbone_with_learnable_affine_equals_unfused():
         ours = backbone(images)
     assert not _norms(backbone)
     assert _max_rel_diff(ours, ref) < 1e-5
+
+
+def test_fused_resnet_with_dcn_equals_unfused():
+    """BatchNorm folds into the DCNv2 convs too (SOLOv2 enhance's ResNet-vd)."""
+    from mmdet_lite.models.backbones.resnet import ResNet
+    from mmdet_lite.models.layers import DeformableConvV2
+
+    backbone = ResNet(18, "d", dcn_v2_stages=[1, 2, 3], freeze_norm=False).eval()
+    randomize_(backbone, 6)
+    images = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        ref = [f.clone() for f in backbone(images)]
+        fuse_model(backbone)
+        ours = backbone(images)
+    assert not _norms(backbone)
+    assert sum(isinstance(m, DeformableConvV2) for m in backbone.modules()) == 6
+    assert _max_rel_diff(ours, ref) < 1e-5
