@@ -61,7 +61,7 @@ def build_ours(name, size=640, seed=0, opts=()):
 def _backbone_config(exp):
     """HF backbone config (and our-key mapper) of the exp's backbone, stages 2-4 returned."""
     backbone = exp.backbone
-    if backbone["name"] == "ResNetVd":
+    if backbone["name"] == "ResNet":
         config, mapper = _hf_resnet(backbone["depth"]).config, _hf_to_ours_resnet
     else:
         config, mapper = _hf_hgnet(backbone["arch"]).config, _hf_to_ours_hgnet

@@ -4,9 +4,11 @@
 Same format as ``picodet_rules``: ``(regex on the Paddle key, replacement)`` applied in order by
 ``convert_state_dict``, which then renames BatchNorm's ``_mean`` / ``_variance`` and transposes the
 weights of our ``nn.Linear`` modules (Paddle stores [in, out]). ``DINOHead`` and its loss hold no
-tensors. The backbone rules (ResNet-vd and PP-HGNetV2) are ``rtdetr_backbone_rules``.
+tensors. The backbone rules are the shared ``backbone_rules`` (ResNet-vd and PP-HGNetV2).
 """
-from .rtdetr_backbone_rules import RTDETR_BACKBONE_RULES
+from .backbone_rules import HGNETV2_RULES, RESNET_RULES
+
+RTDETR_BACKBONE_RULES = RESNET_RULES + HGNETV2_RULES
 
 # Paddle's MultiHeadAttention packs q, k, v in ``in_proj_weight`` [E, 3E] / ``in_proj_bias``; ours
 # is an ``nn.Linear`` ``in_proj`` (3E, E), so the converter transposes the weight.

@@ -14,7 +14,7 @@ class RTDETRExp(BaseExp):
     and ``datasets/coco_detection.yml``; ``log_iter: 200`` and ``find_unused_parameters`` are set by
     every ``rtdetr_*.yml``. Each ``exps/rtdetr/*.py`` overrides only what its YAML changes.
 
-    Model sub-configs (``build_rtdetr`` kwargs): ``backbone`` (``name`` ResNetVd | PPHGNetV2 and
+    Model sub-configs (``build_rtdetr`` kwargs): ``backbone`` (``name`` ResNet | PPHGNetV2 and
     its kwargs), ``encoder`` (HybridEncoder; ``in_channels`` come from the backbone), ``decoder``
     (RTDETRTransformer; ``num_classes`` and the input channels are derived), ``loss`` (DINOLoss:
     ``loss_coeff``, ``aux_loss``, ``use_vfl``, ``matcher.matcher_coeff``), ``num_top_queries``
@@ -36,7 +36,7 @@ class RTDETRExp(BaseExp):
     def __init__(self):
         super().__init__()
         # ---------------- model (rtdetr_r50vd.yml) ----------------
-        self.backbone = dict(name="ResNetVd", depth=50, variant="d", norm_type="bn", freeze_at=0,
+        self.backbone = dict(name="ResNet", depth=50, variant="d", norm_type="bn", freeze_at=0,
                              freeze_norm=True, freeze_stem_only=True, return_idx=[1, 2, 3],
                              lr_mult_list=[0.1, 0.1, 0.1, 0.1], num_stages=4, norm_decay=0.0)
         self.encoder = dict(

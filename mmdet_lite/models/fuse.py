@@ -1,25 +1,24 @@
 """Inference-time re-parameterisation (YOLOX's ``fuse_model``, RepVGG's deploy form).
 
-``fuse_model(model)`` folds every ``ConvBN``'s BatchNorm (trainable or frozen), and every
-BatchNorm right after a Conv2d in an ``nn.Sequential``, into the convolution, and merges each
-``RepVggBlock``'s 3x3 and 1x1 branches into one 3x3 convolution.
+``fuse_model(model)`` folds every ``ConvBN``'s BatchNorm (trainable or frozen; its conv a Conv2d
+or a ``DeformableConvV2``), and every BatchNorm right after a Conv2d in an ``nn.Sequential``, into
+the convolution, and merges each ``RepVggBlock``'s 3x3 and 1x1 branches into one 3x3 convolution.
 The outputs equal the unfused model's up to float rounding (~1e-6 relative). The fused model is
 for inference only: its state dict has other keys, and BatchNorm no longer trains.
 """
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdet_lite.models.layers import ConvBN, FrozenBatchNorm2d, RepVggBlock
+from mmdet_lite.models.layers import ConvBN, DeformableConvV2, FrozenBatchNorm2d, RepVggBlock
 
 __all__ = ["fuse_conv_bn", "fuse_model"]
 
 
-def fuse_conv_bn(conv, bn):
-    """A Conv2d (with bias) computing ``bn(conv(x))`` for ``bn`` in its eval form."""
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                      conv.padding, conv.dilation, conv.groups, bias=True,
-                      padding_mode=conv.padding_mode).to(conv.weight.device, conv.weight.dtype)
+def _fold_bn_(fused, conv, bn):
+    """Set ``fused``'s weight and bias to compute ``bn(conv(x))`` (``bn`` in its eval form)."""
     with torch.no_grad():
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
@@ -28,9 +27,27 @@ def fuse_conv_bn(conv, bn):
     return fused.requires_grad_(False)
 
 
+def fuse_conv_bn(conv, bn):
+    """A Conv2d (with bias) computing ``bn(conv(x))`` for ``bn`` in its eval form."""
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                      conv.padding, conv.dilation, conv.groups, bias=True,
+                      padding_mode=conv.padding_mode).to(conv.weight.device, conv.weight.dtype)
+    return _fold_bn_(fused, conv, bn)
+
+
+def _fuse_dcn_bn(dcn, bn):
+    """A DeformableConvV2 (with bias, same offsets) computing ``bn(dcn(x))``: the modulated
+    sampling is linear in the weight, so the BatchNorm folds into it as into a Conv2d."""
+    fused = copy.deepcopy(dcn)
+    if fused.bias is None:
+        fused.bias = nn.Parameter(torch.zeros_like(bn.running_mean))
+    return _fold_bn_(fused, dcn, bn)
+
+
 def _fuse_conv_bn_module(module):
     if isinstance(module.bn, (nn.BatchNorm2d, FrozenBatchNorm2d)):
-        module.conv = fuse_conv_bn(module.conv, module.bn)
+        fuse = _fuse_dcn_bn if isinstance(module.conv, DeformableConvV2) else fuse_conv_bn
+        module.conv = fuse(module.conv, module.bn)
         module.bn = nn.Identity()
 
 

@@ -1,7 +1,10 @@
 """Building blocks shared by every model family (module names are state-dict keys: keep them)."""
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchvision.ops import deform_conv2d
 
 _ACTIVATIONS = {
     None: nn.Identity,
@@ -24,20 +27,81 @@ def get_activation(name):
     return _ACTIVATIONS[name]()
 
 
+class DeformableConvV2(nn.Module):
+    """Modulated deformable convolution (DCNv2), Paddle's ``DeformableConvV2``:
+    (N, Cin, H, W) -> (N, Cout, H / stride, W / stride).
+
+    ``conv_offset`` (a k x k conv of the same stride, zero at start as in Paddle: no offset, mask
+    0.5) predicts 3 k^2 channels, split as Paddle splits them: the first 2 k^2 are the offsets,
+    one (dy, dx) pair per kernel position in row-major order, the last k^2 the mask logits
+    (sigmoid). That is ``torchvision.ops.deform_conv2d``'s layout (one offset group). ``weight``
+    is (Cout, Cin / groups, k, k); ``bias`` (Cout,) only when ``bias``.
+
+    Per-parameter settings as Paddle's ``ParamAttr``: ``param_lr_mults()`` gives ``conv_offset``'s
+    weight 1 and both biases ``bias_lr_mult``; ``no_weight_decay()`` lists both biases unless
+    ``bias_decay`` (the heads' DCN: 2 and no decay; the backbone's: 1, decayed). ``weight``'s
+    multiplier is the owner's (a ResNet stage's).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, dilation=1, groups=1,
+                 bias=False, bias_lr_mult=1.0, bias_decay=True):
+        super().__init__()
+        self.in_channels, self.groups = in_channels, groups
+        self.stride, self.dilation = stride, dilation
+        self.padding = (kernel_size - 1) // 2 * dilation
+        self.kernel_points = kernel_size * kernel_size
+        self.bias_lr_mult, self.bias_decay = float(bias_lr_mult), bias_decay
+        self.conv_offset = nn.Conv2d(in_channels, 3 * self.kernel_points, kernel_size, stride,
+                                     (kernel_size - 1) // 2)
+        nn.init.zeros_(self.conv_offset.weight)
+        nn.init.zeros_(self.conv_offset.bias)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kernel_size,
+                                               kernel_size))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Conv2d's default
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+
+    def _bias_names(self):
+        return ["conv_offset.bias"] + (["bias"] if self.bias is not None else [])
+
+    def param_lr_mults(self):
+        """``{parameter name: learning-rate multiplier}`` for the offset conv and the biases."""
+        return {"conv_offset.weight": 1.0, **{n: self.bias_lr_mult for n in self._bias_names()}}
+
+    def no_weight_decay(self):
+        """Names of the parameters without L2 decay (the biases unless ``bias_decay``)."""
+        return [] if self.bias_decay else self._bias_names()
+
+    def forward(self, x):
+        offset, mask = self.conv_offset(x).split([2 * self.kernel_points, self.kernel_points], 1)
+        return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding,
+                             self.dilation, mask.sigmoid())
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.weight.shape[0]}, kernel_size={self.weight.shape[-1]}, "
+                f"stride={self.stride}, dilation={self.dilation}, groups={self.groups}")
+
+
 class ConvBN(nn.Module):
     """Conv2d (no bias) -> BatchNorm2d -> activation: (N, Cin, H, W) -> (N, Cout, H/s, W/s).
 
     ``padding`` defaults to ``(kernel_size - 1) // 2``. BatchNorm uses Paddle's defaults
-    (eps 1e-5, momentum 0.9 in Paddle's convention, i.e. 0.1 in PyTorch's).
+    (eps 1e-5, momentum 0.9 in Paddle's convention, i.e. 0.1 in PyTorch's). ``dcn_v2``: the conv
+    is a ``DeformableConvV2`` (Paddle's ``ConvNormLayer(dcn_v2=True)`` of the ResNet).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size=1, stride=1, groups=1, padding=None,
-                 act=None, bias=False, bn_eps=1e-5):
+                 act=None, bias=False, bn_eps=1e-5, dcn_v2=False):
         super().__init__()
-        if padding is None:
-            padding = (kernel_size - 1) // 2
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
-                              groups=groups, bias=bias)
+        if dcn_v2:
+            if padding is not None:
+                raise ValueError("ConvBN(dcn_v2=True) pads by (kernel_size - 1) // 2 only")
+            self.conv = DeformableConvV2(in_channels, out_channels, kernel_size, stride,
+                                         groups=groups, bias=bias)
+        else:
+            if padding is None:
+                padding = (kernel_size - 1) // 2
+            self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
+                                  groups=groups, bias=bias)
         self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=0.1)
         self.act = get_activation(act)
 

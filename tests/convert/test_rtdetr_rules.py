@@ -37,16 +37,17 @@ def _encoder(hidden=256, ffn=1024, expansion=1.0):
                                    activation="gelu"))
 
 
+_RESNET_VD = dict(name="ResNet", variant="d", return_idx=[1, 2, 3])
 # config: (backbone dict, backbone fixture, encoder dict, decoder dict), from the ppdet YAMLs
 CONFIGS = {
-    "r18vd": (dict(name="ResNetVd", depth=18, freeze_at=-1, freeze_norm=False), "resnet18_vd",
+    "r18vd": (dict(_RESNET_VD, depth=18, freeze_at=-1, freeze_norm=False), "resnet18_vd",
               _encoder(expansion=0.5), dict(num_decoder_layers=3)),
-    "r34vd": (dict(name="ResNetVd", depth=34, freeze_at=-1, freeze_norm=False), "resnet34_vd",
+    "r34vd": (dict(_RESNET_VD, depth=34, freeze_at=-1, freeze_norm=False), "resnet34_vd",
               _encoder(expansion=0.5), dict(num_decoder_layers=4)),
-    "r50vd": (dict(name="ResNetVd", depth=50), "resnet50_vd", _encoder(), {}),
-    "r50vd_m": (dict(name="ResNetVd", depth=50), "resnet50_vd", _encoder(expansion=0.5),
+    "r50vd": (dict(_RESNET_VD, depth=50), "resnet50_vd", _encoder(), {}),
+    "r50vd_m": (dict(_RESNET_VD, depth=50), "resnet50_vd", _encoder(expansion=0.5),
                 dict(eval_idx=2)),
-    "r101vd": (dict(name="ResNetVd", depth=101), "resnet101_vd", _encoder(384, 2048), {}),
+    "r101vd": (dict(_RESNET_VD, depth=101), "resnet101_vd", _encoder(384, 2048), {}),
     "hgnetv2_l": (dict(name="PPHGNetV2", arch="L"), "hgnetv2_l", _encoder(), {}),
     "hgnetv2_x": (dict(name="PPHGNetV2", arch="X"), "hgnetv2_x", _encoder(384, 2048), {}),
 }

@@ -67,7 +67,6 @@ SHARED = {"ResNet": ["norm_type"], "HybridEncoder": ["depth_mult", "act", "trt",
           "HungarianMatcher": ["use_focal_loss", "with_mask", "num_sample_points"],
           "DETRPostProcess": ["num_classes", "use_focal_loss", "with_mask"]}
 INJECT = {"HybridEncoder": "encoder_layer", "DINOHead": "loss", "DINOLoss": "matcher"}
-BACKBONE_NAMES = {"ResNetVd": "ResNet", "PPHGNetV2": "PPHGNetV2"}
 
 # Paddle arguments the family fixes (or derives from other modules) instead of exposing as fields.
 FIXED = {
@@ -123,7 +122,7 @@ def normalize(dump):
 def exp_view(exp):
     """The exp in the shape of ``normalize``: its fields plus what the family fixes."""
     backbone = dict(exp.backbone)
-    name = BACKBONE_NAMES[backbone.pop("name")]
+    name = backbone.pop("name")  # our backbone names are Paddle's
     backbone = {"name": name, **backbone, **FIXED.get(name, {})}
     encoder = {**exp.encoder, **FIXED["HybridEncoder"], "eval_size": list(exp.test_size)}
     decoder = {**exp.decoder, "num_classes": exp.num_classes, "eval_size": list(exp.test_size)}

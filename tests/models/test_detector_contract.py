@@ -11,7 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 from mmdet_lite.models.architectures.base import BOX_ONNX_OUTPUTS, Detector  # noqa: E402
 from mmdet_lite.models.architectures.picodet import PicoDet  # noqa: E402
-from mmdet_lite.models.architectures.rtdetr import RTDETR, build_backbone, build_criterion  # noqa: E402
+from mmdet_lite.models.architectures.rtdetr import RTDETR, build_criterion  # noqa: E402
+from mmdet_lite.models.backbones import BACKBONES  # noqa: E402
 from mmdet_lite.models.heads.pico_head_v2_loss import PicoHeadV2Loss  # noqa: E402
 from mmdet_lite.models.losses.detr_loss import DETRLoss  # noqa: E402
 from mmdet_lite.models.post_process.detections import Detections  # noqa: E402
@@ -87,12 +88,12 @@ def test_config_names_share_one_error_text():
     with pytest.raises(UserError, match=r"^neck.name 'FPN' is not known; choose from LCPAN, "
                                         r"CSPPAN$"):
         exp.get_model()
-    with pytest.raises(UserError, match=r"^backbone.name 'ResNet' is not known; choose from "
-                                        r"ResNetVd, PPHGNetV2$"):
-        build_backbone(dict(name="ResNet", depth=18))
+    with pytest.raises(UserError, match=r"^backbone.name 'ResNetVd' is not known; choose from "
+                                        r"ResNet, PPHGNetV2, LCNet$"):
+        BACKBONES.build(dict(name="ResNetVd", depth=18))
     with pytest.raises(UserError, match=r"^loss.name 'FocalLoss' is not known; choose from "
                                         r"DETRLoss$"):
         build_criterion(3, dict(name="FocalLoss"))
-    with pytest.raises(UserError, match=r"^backbone.name ResNetVd: .*unexpected keyword .*'dpth'"):
-        build_backbone(dict(name="ResNetVd", dpth=18))
+    with pytest.raises(UserError, match=r"^backbone.name ResNet: .*unexpected keyword .*'dpth'"):
+        BACKBONES.build(dict(name="ResNet", dpth=18))
     assert isinstance(build_criterion(3, dict(name="DINOLoss")), DETRLoss)  # Paddle's name

@@ -58,15 +58,29 @@ def test_fused_picodet_outputs_equal_unfused():
     assert _max_rel_diff(ours, ref) < 1e-5
 
 
-def test_fused_hgnetv2_backbone_with_learnable_affine_equals_unfused():
-    from mmdet_lite.models.backbones.hgnet_v2 import PPHGNetV2
-
-    backbone = PPHGNetV2("L", use_lab=True).eval()
-    randomize_(backbone, 4)
-    images = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(5))
+def _assert_fused_backbone_equals_unfused(backbone, seed, size):
+    backbone.eval()
+    randomize_(backbone, seed)
+    images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(seed + 1))
     with torch.no_grad():
         ref = [f.clone() for f in backbone(images)]
         fuse_model(backbone)
         ours = backbone(images)
     assert not _norms(backbone)
     assert _max_rel_diff(ours, ref) < 1e-5
+
+
+def test_fused_hgnetv2_backbone_with_learnable_affine_equals_unfused():
+    from mmdet_lite.models.backbones.hgnet_v2 import PPHGNetV2
+
+    _assert_fused_backbone_equals_unfused(PPHGNetV2("L", use_lab=True), 4, (128, 128))
+
+
+def test_fused_resnet_with_dcn_equals_unfused():
+    """BatchNorm folds into the DCNv2 convs too (SOLOv2 enhance's ResNet-vd)."""
+    from mmdet_lite.models.backbones.resnet import ResNet
+    from mmdet_lite.models.layers import DeformableConvV2
+
+    backbone = ResNet(18, "d", dcn_v2_stages=[1, 2, 3], freeze_norm=False)
+    _assert_fused_backbone_equals_unfused(backbone, 6, (96, 128))
+    assert sum(isinstance(m, DeformableConvV2) for m in backbone.modules()) == 6

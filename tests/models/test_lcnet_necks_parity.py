@@ -1,10 +1,6 @@
 """Numerical parity of LCNet + LCPAN / CSPPAN with PaddleDetection, through the weight converter."""
-from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 
 from mmdet_lite.convert.converter import convert_state_dict
 from mmdet_lite.convert.pdparams import load_pdparams
@@ -13,7 +9,8 @@ from mmdet_lite.models.backbones.lcnet import LCNet
 from mmdet_lite.models.necks.csp_pan import CSPPAN
 from mmdet_lite.models.necks.lcpan import LCPAN
 
-from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
+from backbone_neck_parity import BackboneNeck, errors_against_paddle, run_references
+from conftest import PADDLE_CONFIGS, REPO_ROOT
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_backbone_neck.py"
 INPUT_HW = (128, 128)
@@ -35,29 +32,17 @@ LCNET_CHANNELS = {
 }
 
 
-class BackboneNeck(nn.Module):
+def _backbone_neck(backbone_kwargs, neck_cls, neck_kwargs):
     """The backbone and neck of a PicoDet, named as in the detector (``backbone.*``, ``neck.*``)."""
-
-    def __init__(self, backbone_kwargs, neck_cls, neck_kwargs):
-        super().__init__()
-        self.backbone = LCNet(**backbone_kwargs)
-        self.neck = neck_cls(self.backbone.out_channels, **neck_kwargs)
-
-    def forward(self, x):
-        feats = self.backbone(x)
-        return feats, self.neck(feats)
+    backbone = LCNet(**backbone_kwargs)
+    return BackboneNeck(backbone, neck_cls(backbone.out_channels, **neck_kwargs))
 
 
 @pytest.fixture(scope="module")
 def references(tmp_path_factory):
     """Run the Paddle reference once per config, two at a time; config name -> output folder."""
-    def run(name):
-        out_dir = tmp_path_factory.mktemp(name)
-        run_paddle(REFERENCE, PADDLE_CONFIGS / "picodet" / f"{name}.yml", out_dir, *INPUT_HW)
-        return name, out_dir
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(run, CASES))
+    return run_references(tmp_path_factory, REFERENCE, {
+        name: (PADDLE_CONFIGS / "picodet" / f"{name}.yml", *INPUT_HW) for name in CASES})
 
 
 @pytest.mark.parametrize("scale", sorted(LCNET_CHANNELS))
@@ -86,29 +71,16 @@ def test_neck_shapes():
 def test_backbone_and_neck_match_paddle(references, name):
     out_dir = references[name]
     backbone_kwargs, neck_cls, neck_kwargs = CASES[name]
-    model = BackboneNeck(backbone_kwargs, neck_cls, neck_kwargs).eval()
+    model = _backbone_neck(backbone_kwargs, neck_cls, neck_kwargs).eval()
     source = out_dir / "backbone_neck.pdparams"
     state_dict, report = convert_state_dict(load_pdparams(source), model, PICODET_RULES,
                                             source=source.name)
     assert not report.unused and not report.missing and not report.dropped
     model.load_state_dict(state_dict, strict=True)
 
-    expected = np.load(out_dir / "outputs.npz")
-    image = torch.from_numpy(np.load(out_dir / "input.npy"))
-    with torch.no_grad():
-        feats, necks = model(image)
-    outputs = {f"backbone{i}": f for i, f in enumerate(feats)}
-    outputs.update({f"neck{i}": f for i, f in enumerate(necks)})
-    assert sorted(outputs) == sorted(expected.files)
+    feats, necks, diffs = errors_against_paddle(model, out_dir)
     assert model.backbone.out_channels == [f.shape[1] for f in feats]
     assert model.neck.out_channels == [f.shape[1] for f in necks]
     assert len(necks) == 4
-
-    diffs = {}
-    for key, tensor in outputs.items():
-        ref = expected[key]
-        assert tuple(tensor.shape) == ref.shape, key
-        assert np.abs(ref).max() > 0.05, f"{key}: reference output is degenerate"
-        diffs[key] = float(np.abs(tensor.numpy() - ref).max())
     print(f"\n{name} max abs diff: " + ", ".join(f"{k}={v:.2e}" for k, v in diffs.items()))
     assert max(diffs.values()) <= TOLERANCE, diffs

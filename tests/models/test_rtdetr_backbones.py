@@ -16,9 +16,9 @@ import torch.nn as nn
 from transformers import HGNetV2Backbone, HGNetV2Config, RTDetrResNetBackbone, RTDetrResNetConfig
 
 from mmdet_lite.convert.converter import compile_rules, convert_state_dict, map_key
-from mmdet_lite.convert.rtdetr_backbone_rules import RTDETR_BACKBONE_RULES
+from mmdet_lite.convert.rtdetr_rules import RTDETR_BACKBONE_RULES
 from mmdet_lite.models.backbones.hgnet_v2 import HGNETV2_ARCHS, PPHGNetV2
-from mmdet_lite.models.backbones.resnet_vd import RESNET_DEPTHS, ResNetVd
+from mmdet_lite.models.backbones.resnet import RESNET_DEPTHS, ResNet
 from mmdet_lite.models.layers import FrozenBatchNorm2d
 from mmdet_lite.utils.errors import UserError
 
@@ -29,10 +29,10 @@ TOLERANCE = 1e-4
 ALL_STAGES = (0, 1, 2, 3)
 # Fixture entry -> our backbone, built with the arguments the Paddle dump used.
 PADDLE_VARIANTS = {
-    "resnet18_vd": lambda: ResNetVd(18, return_idx=ALL_STAGES),
-    "resnet34_vd": lambda: ResNetVd(34, return_idx=ALL_STAGES, freeze_at=-1, freeze_norm=False),
-    "resnet50_vd": lambda: ResNetVd(50, return_idx=ALL_STAGES),
-    "resnet101_vd": lambda: ResNetVd(101),
+    "resnet18_vd": lambda: ResNet(18, "d", return_idx=ALL_STAGES),
+    "resnet34_vd": lambda: ResNet(34, "d", return_idx=ALL_STAGES, freeze_at=-1, freeze_norm=False),
+    "resnet50_vd": lambda: ResNet(50, "d", return_idx=ALL_STAGES),
+    "resnet101_vd": lambda: ResNet(101, "d", return_idx=(1, 2, 3)),
     "hgnetv2_s": lambda: PPHGNetV2("S", return_idx=ALL_STAGES),
     "hgnetv2_m": lambda: PPHGNetV2("M"),
     "hgnetv2_l": lambda: PPHGNetV2("L", return_idx=ALL_STAGES),
@@ -123,13 +123,13 @@ def _hf_hgnet(arch):
 
 
 HF_CASES = {
-    "r18_bn": (lambda: ResNetVd(18, return_idx=ALL_STAGES, freeze_at=-1, freeze_norm=False),
+    "r18_bn": (lambda: ResNet(18, "d", return_idx=ALL_STAGES, freeze_at=-1, freeze_norm=False),
                lambda: _hf_resnet(18), _hf_to_ours_resnet),
-    "r34": (lambda: ResNetVd(34, return_idx=ALL_STAGES), lambda: _hf_resnet(34),
+    "r34": (lambda: ResNet(34, "d", return_idx=ALL_STAGES), lambda: _hf_resnet(34),
             _hf_to_ours_resnet),
-    "r50": (lambda: ResNetVd(50, return_idx=ALL_STAGES), lambda: _hf_resnet(50),
+    "r50": (lambda: ResNet(50, "d", return_idx=ALL_STAGES), lambda: _hf_resnet(50),
             _hf_to_ours_resnet),
-    "r101": (lambda: ResNetVd(101, return_idx=ALL_STAGES), lambda: _hf_resnet(101),
+    "r101": (lambda: ResNet(101, "d", return_idx=ALL_STAGES), lambda: _hf_resnet(101),
              _hf_to_ours_resnet),
     "hgnetv2_l": (lambda: PPHGNetV2("L", return_idx=ALL_STAGES), lambda: _hf_hgnet("L"),
                   _hf_to_ours_hgnet),
@@ -186,23 +186,24 @@ def test_convert_pretrained_names(variant, paddle_keys):
 
 
 def test_resnet_freezing_and_lr_mults():
-    model = ResNetVd(50, freeze_at=1, lr_mult_list=(0.1, 0.2, 0.3, 0.4), freeze_norm=False)
+    model = ResNet(50, "d", freeze_at=1, lr_mult_list=(0.1, 0.2, 0.3, 0.4), freeze_norm=False)
     frozen = {n.split(".", 1)[0] for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen == {"conv1", "res2", "res3"}
     mults = model.param_lr_mults()
     assert set(mults) == {n for n, _ in model.named_parameters()}
     assert mults["conv1.conv1_1.conv.weight"] == 1.0
     assert mults["res2.0.branch2a.bn.weight"] == 0.1 and mults["res5.2.branch2c.conv.weight"] == 0.4
-    stem_only = ResNetVd(18, freeze_at=0, freeze_stem_only=True)
+    stem_only = ResNet(18, "d", freeze_at=0, freeze_stem_only=True)
     assert {n.split(".", 1)[0] for n, p in stem_only.named_parameters()
             if not p.requires_grad} == {"conv1"}
-    assert all(p.requires_grad for p in ResNetVd(18, freeze_at=-1).parameters())
-    assert ResNetVd(18).out_channels == [128, 256, 512]
-    assert ResNetVd(50, return_idx=(0, 3)).out_channels == [256, 2048]
+    assert all(p.requires_grad for p in ResNet(18, "d", freeze_at=-1).parameters())
+    assert ResNet(18).out_channels == [64, 128, 256, 512]  # Paddle's default return_idx
+    assert ResNet(18, "d", return_idx=(1, 2, 3)).out_channels == [128, 256, 512]
+    assert ResNet(50, "d", return_idx=(0, 3)).out_channels == [256, 2048]
     with pytest.raises(UserError, match="depth"):
-        ResNetVd(42)
+        ResNet(42)
     with pytest.raises(UserError, match="return_idx"):
-        ResNetVd(50, return_idx=(3,), num_stages=3)
+        ResNet(50, "d", return_idx=(3,), num_stages=3)
 
 
 def test_hgnet_freezing_and_lr_mults():
@@ -237,7 +238,7 @@ def test_frozen_batch_norm():
     torch.testing.assert_close(out, bn(x))
     out.sum().backward()
     assert x.grad is not None
-    model = ResNetVd(18, freeze_norm=True).train()
+    model = ResNet(18, "d", freeze_norm=True).train()
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model(torch.randn(2, 3, 64, 64))

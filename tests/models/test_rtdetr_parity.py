@@ -277,7 +277,8 @@ def test_detector_eval_postprocess_and_train():
     torch.manual_seed(0)
     coeff = {"class": 1, "bbox": 5, "giou": 2}
     model = build_rtdetr(
-        4, dict(name="ResNetVd", depth=18, freeze_at=-1, freeze_norm=False),
+        4, dict(name="ResNet", depth=18, variant="d", return_idx=[1, 2, 3], freeze_at=-1,
+                freeze_norm=False),
         dict(hidden_dim=256, expansion=0.5,
              encoder_layer=dict(d_model=256, nhead=8, dim_feedforward=1024, activation="gelu")),
         dict(num_decoder_layers=3, num_queries=50, num_denoising=20),

@@ -87,7 +87,8 @@ def test_postprocess_is_paddle_exact(tmp_path):
 
 def test_postprocess_is_stateless():
     """Only the arguments decide the result: no size is remembered from a forward pass."""
-    model = build_rtdetr(3, dict(name="ResNetVd", depth=18, freeze_at=-1, freeze_norm=False),
+    model = build_rtdetr(3, dict(name="ResNet", depth=18, variant="d", return_idx=[1, 2, 3],
+                                 freeze_at=-1, freeze_norm=False),
                          dict(hidden_dim=64, expansion=0.5, encoder_layer=dict(
                              d_model=64, nhead=4, dim_feedforward=128)),
                          dict(hidden_dim=64, num_queries=20, num_decoder_layers=1, nhead=4,
@@ -146,5 +147,6 @@ def test_export_checks_and_eval_size():
     model.check_onnx_export(16, False)
     model.check_onnx_export(16, True)
     with torch.device("meta"), pytest.raises(UserError, match=r"test_size \(208, 208\).*32"):
-        build_rtdetr(5, dict(name="ResNetVd", depth=18), dict(eval_size=[208, 208]),
+        build_rtdetr(5, dict(name="ResNet", depth=18, return_idx=[1, 2, 3]),
+                     dict(eval_size=[208, 208]),
                      dict(eval_size=[208, 208]))

@@ -36,6 +36,26 @@ def randomize(layer, rng):
         tensors[name].set_value(value.astype(np.float32))
 
 
+def backbone_neck_state(model):
+    """The backbone and neck tensors under the detector's names (``backbone.*``, ``neck.*``)."""
+    state = {f"backbone.{k}": v for k, v in model.backbone.state_dict().items()}
+    state.update({f"neck.{k}": v for k, v in model.neck.state_dict().items()})
+    return state
+
+
+def save_outputs(model, image, out_dir):
+    """Save ``image`` to OUT_DIR/input.npy and the eval-mode backbone and neck outputs on it to
+    OUT_DIR/outputs.npz (``backbone{i}``, ``neck{i}``)."""
+    np.save(os.path.join(out_dir, "input.npy"), image)
+    with paddle.no_grad():
+        feats = model.backbone({"image": paddle.to_tensor(image)})
+        necks = model.neck(feats)
+    out = {f"backbone{i}": f.numpy() for i, f in enumerate(feats)}
+    out.update({f"neck{i}": f.numpy() for i, f in enumerate(necks)})
+    np.savez(os.path.join(out_dir, "outputs.npz"), **out)
+    print(" ".join(f"{k}{list(v.shape)}" for k, v in out.items()))
+
+
 def main(config, out_dir, height, width, seed=0):
     from ppdet.core.workspace import create, load_config
 
@@ -45,19 +65,8 @@ def main(config, out_dir, height, width, seed=0):
     randomize(model.backbone, rng)
     randomize(model.neck, rng)
     model.eval()
-    state = {f"backbone.{k}": v for k, v in model.backbone.state_dict().items()}
-    state.update({f"neck.{k}": v for k, v in model.neck.state_dict().items()})
-    paddle.save(state, os.path.join(out_dir, "backbone_neck.pdparams"))
-
-    image = rng.uniform(-2.0, 2.0, (1, 3, height, width)).astype(np.float32)
-    np.save(os.path.join(out_dir, "input.npy"), image)
-    with paddle.no_grad():
-        feats = model.backbone({"image": paddle.to_tensor(image)})
-        necks = model.neck(feats)
-    out = {f"backbone{i}": f.numpy() for i, f in enumerate(feats)}
-    out.update({f"neck{i}": f.numpy() for i, f in enumerate(necks)})
-    np.savez(os.path.join(out_dir, "outputs.npz"), **out)
-    print(" ".join(f"{k}{list(v.shape)}" for k, v in out.items()))
+    paddle.save(backbone_neck_state(model), os.path.join(out_dir, "backbone_neck.pdparams"))
+    save_outputs(model, rng.uniform(-2.0, 2.0, (1, 3, height, width)).astype(np.float32), out_dir)
 
 
 if __name__ == "__main__":

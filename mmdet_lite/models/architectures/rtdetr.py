@@ -3,8 +3,7 @@ import torch
 
 from mmdet_lite.models.architectures.base import NormalizedInputDetector
 from mmdet_lite.models.assigners.hungarian_matcher import HungarianMatcher
-from mmdet_lite.models.backbones.hgnet_v2 import PPHGNetV2
-from mmdet_lite.models.backbones.resnet_vd import ResNetVd
+from mmdet_lite.models.backbones import BACKBONES
 from mmdet_lite.models.losses.detr_loss import DETRLoss
 from mmdet_lite.models.post_process.detr_postprocess import detr_postprocess, detr_topk
 from mmdet_lite.models.transformers.hybrid_encoder import HybridEncoder
@@ -13,7 +12,6 @@ from mmdet_lite.models.transformers.rtdetr_decoder import RTDETRTransformer
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.registry import Registry
 
-BACKBONES = Registry("backbone.name", {"ResNetVd": ResNetVd, "PPHGNetV2": PPHGNetV2})
 LOSSES = Registry("loss.name", {"DETRLoss": DETRLoss})
 LOSS_ALIASES = {"DINOLoss": "DETRLoss"}  # Paddle's name of the same criterion
 
@@ -128,12 +126,6 @@ class RTDETR(NormalizedInputDetector):
         return boxes.reshape(-1, 4), scores.reshape(-1), labels.reshape(-1), batch.reshape(-1)
 
 
-def build_backbone(backbone):
-    """``backbone`` dict: ``name`` ("ResNetVd" or "PPHGNetV2") plus its kwargs -> module with
-    ``out_channels`` (one per returned map)."""
-    return BACKBONES.build(backbone)
-
-
 def build_criterion(num_classes, loss):
     """``loss`` dict: ``name`` of a registered criterion (``LOSSES``: ``DETRLoss``, the default;
     Paddle's ``DINOLoss`` is an alias) plus its kwargs; a ``matcher`` dict builds a
@@ -157,12 +149,13 @@ def build_rtdetr(num_classes, backbone, encoder, decoder, loss=None, pixel_mean=
                  pixel_std=(1.0, 1.0, 1.0), num_top_queries=300):
     """Build an RT-DETR from config dicts.
 
-    ``backbone``: see ``build_backbone``. ``encoder``: HybridEncoder kwargs; ``in_channels`` and
-    ``feat_strides`` come from the backbone. ``decoder``: RTDETRTransformer kwargs;
-    ``backbone_feat_channels`` and ``feat_strides`` come from the encoder. ``loss``: criterion
-    config (``build_criterion``) or None for an inference-only model.
+    ``backbone``: ``name`` ("ResNet" or "PPHGNetV2", a ``BACKBONES`` entry) plus its kwargs.
+    ``encoder``: HybridEncoder kwargs; ``in_channels`` and ``feat_strides`` come from the backbone.
+    ``decoder``: RTDETRTransformer kwargs; ``backbone_feat_channels`` and ``feat_strides`` come
+    from the encoder. ``loss``: criterion config (``build_criterion``) or None for an
+    inference-only model.
     """
-    backbone_module = build_backbone(backbone)
+    backbone_module = BACKBONES.build(backbone)
     encoder = dict(encoder)
     encoder.setdefault("in_channels", list(backbone_module.out_channels))
     encoder.setdefault("feat_strides", list(getattr(backbone_module, "out_strides", (8, 16, 32))))
