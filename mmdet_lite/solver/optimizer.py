@@ -42,17 +42,18 @@ def param_lr_mults(model):
     return {name: float(mult) for name, mult in _declared(model, "param_lr_mults")}
 
 
-def param_groups(model, weight_decay, no_weight_decay=()):
+def param_groups(model, weight_decay, no_weight_decay=(), declared_no_decay=True):
     """Trainable parameters of ``model`` grouped by ``(lr_mult, weight_decay)``, in model order.
 
     Every trainable parameter is decayed by ``weight_decay`` except those of ``no_weight_decay()``
-    methods and those whose full name matches a regex of ``no_weight_decay`` (``re.search``).
+    methods (Paddle's per-parameter ``L2Decay(0.0)``; with ``declared_no_decay``) and those whose
+    full name matches a regex of ``no_weight_decay`` (``re.search``).
     Returns a list of dicts ``{"params", "names", "lr_mult", "weight_decay"}``; ``names`` lets
     callers log and test the grouping. A ``no_weight_decay()`` name that is no parameter is a
     ``ValueError``.
     """
     own = dict(model.named_parameters())
-    skip = no_weight_decay_names(model)
+    skip = no_weight_decay_names(model) if declared_no_decay else set()
     unknown = sorted(skip - set(own))
     if unknown:
         raise ValueError(f"no_weight_decay() names parameters that do not exist: {unknown[:8]}")
@@ -77,8 +78,8 @@ def set_lr(optimizer, lr):
         group["lr"] = lr if mult == 1.0 else lr * mult
 
 
-def _groups_at(model, base_lr, weight_decay, no_weight_decay):
-    groups = param_groups(model, weight_decay, no_weight_decay)
+def _groups_at(model, base_lr, weight_decay, no_weight_decay, declared_no_decay=True):
+    groups = param_groups(model, weight_decay, no_weight_decay, declared_no_decay)
     for group in groups:
         group["lr"] = base_lr * group["lr_mult"]
     return groups
@@ -100,8 +101,9 @@ def build_adamw(model, base_lr, weight_decay, no_weight_decay=(), betas=PADDLE_A
     """ppdet's ``AdamW(weight_decay)`` (``regularizer: false``) as ``torch.optim.AdamW``.
 
     The decay is AdamW's decoupled one, applied to every trainable parameter outside
-    ``no_weight_decay``; Paddle multiplies it by the parameter's own LR (``lr * lr_mult``), as
-    torch does with a group LR.
+    ``no_weight_decay`` (a module's ``no_weight_decay()`` does not count: Paddle's ``L2Decay(0.0)``
+    on a parameter is an L2 regulariser term, which AdamW's decoupled decay ignores); Paddle
+    multiplies it by the parameter's own LR (``lr * lr_mult``), as torch does with a group LR.
     """
-    return torch.optim.AdamW(_groups_at(model, base_lr, weight_decay, no_weight_decay),
+    return torch.optim.AdamW(_groups_at(model, base_lr, weight_decay, no_weight_decay, False),
                              lr=base_lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)

@@ -10,11 +10,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdet_lite.core.optim import param_groups
 from mmdet_lite.models.backbones import BACKBONES
 from mmdet_lite.models.backbones.resnet import ResNet
 from mmdet_lite.models.layers import DeformableConvV2
 from mmdet_lite.models.necks.fpn import FPN
+from mmdet_lite.solver.optimizer import param_groups
 from mmdet_lite.utils.errors import UserError
 
 
@@ -36,9 +36,10 @@ def test_dcn_head_settings():
     dcn = DeformableConvV2(8, 8, 3, bias=True, bias_lr_mult=2.0, bias_decay=False)
     assert dcn.param_lr_mults() == {"conv_offset.weight": 1.0, "conv_offset.bias": 2.0,
                                     "bias": 2.0}
-    decayed, not_decayed = param_groups(nn.Sequential(dcn), 1e-4)
-    assert set(decayed["names"]) == {"0.conv_offset.weight", "0.weight"}
-    assert set(not_decayed["names"]) == {"0.conv_offset.bias", "0.bias"}
+    groups = {(g["lr_mult"], g["weight_decay"]): set(g["names"])
+              for g in param_groups(nn.Sequential(dcn), 1e-4)}
+    assert groups == {(1.0, 1e-4): {"0.conv_offset.weight", "0.weight"},
+                      (2.0, 0.0): {"0.conv_offset.bias", "0.bias"}}
     backbone_dcn = DeformableConvV2(8, 8, 3)
     assert backbone_dcn.bias is None and backbone_dcn.no_weight_decay() == []
     assert backbone_dcn.param_lr_mults() == {"conv_offset.weight": 1.0, "conv_offset.bias": 1.0}

@@ -20,10 +20,10 @@ from torchvision.ops import deform_conv2d
 from mmdet_lite.convert.converter import compile_rules, convert_state_dict, map_key
 from mmdet_lite.convert.pdparams import load_pdparams
 from mmdet_lite.convert.solov2_rules import SOLOV2_BACKBONE_NECK_RULES
-from mmdet_lite.core.optim import no_weight_decay_names
 from mmdet_lite.models.backbones.resnet import ResNet
 from mmdet_lite.models.layers import DeformableConvV2
 from mmdet_lite.models.necks.fpn import FPN
+from mmdet_lite.solver.optimizer import no_weight_decay_names
 
 from backbone_neck_parity import BackboneNeck, errors_against_paddle, run_references
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle_npz
