@@ -121,15 +121,16 @@ def scale_boxes(boxes, scale_x, scale_y, out_w, out_h):
     return boxes
 
 
-def resize_masks(masks, scale_x, scale_y, out_shape=None):
-    """(n, H, W) masks resized with cv2's ``fx``/``fy`` form (nearest), then cut or zero-padded
-    to ``out_shape`` (h, w) when given, bottom/right as images are padded."""
+def resize_masks(masks, scale_x, scale_y, out_shape=None, interpolation=cv2.INTER_NEAREST):
+    """(n, H, W) masks resized with cv2's ``fx``/``fy`` form (nearest unless ``interpolation``
+    says otherwise), then cut or zero-padded to ``out_shape`` (h, w) when given, bottom/right as
+    images are padded."""
     if len(masks) == 0:
         h, w = out_shape if out_shape is not None else (
             int(round(masks.shape[1] * scale_y)), int(round(masks.shape[2] * scale_x)))
         return np.zeros((0, h, w), dtype=np.uint8)
     out = _cv_per_chunk(masks, lambda m: cv2.resize(m, None, None, fx=scale_x, fy=scale_y,
-                                                    interpolation=cv2.INTER_NEAREST))
+                                                    interpolation=interpolation))
     if out_shape is not None and out.shape[1:] != tuple(out_shape):
         padded = np.zeros((len(out),) + tuple(out_shape), dtype=np.uint8)
         h, w = min(out.shape[1], out_shape[0]), min(out.shape[2], out_shape[1])
