@@ -107,8 +107,9 @@ class Gt2Solov2Target:
         hits = [(areas >= lo) & (areas <= hi) for lo, hi in self.scale_ranges]
         mass, centre_y, centre_x = _centres_of_mass(masks)
         used = np.nonzero(np.any(hits, axis=0) & (mass > 0))[0] if hits else np.zeros(0, int)
-        scaled = resize_masks(masks[used], 1.0 / self.sampling_ratio, 1.0 / self.sampling_ratio,
-                              feat_size, interpolation=cv2.INTER_LINEAR)
+        scaled = resize_masks(masks if len(used) == len(masks) else masks[used],
+                              1.0 / self.sampling_ratio, 1.0 / self.sampling_ratio, feat_size,
+                              interpolation=cv2.INTER_LINEAR)
         scaled_row = np.full(len(boxes), -1, dtype=np.int64)
         scaled_row[used] = np.arange(len(used))
         centres = np.stack([centre_y, centre_x], 1)
