@@ -9,17 +9,32 @@ away from the cell of the mask's centre of mass. Each claimed cell gets the inst
 (cv2 INTER_LINEAR, as ppdet). Each instance mask is scaled once; only the 1/4-scale uint8 copies
 are materialised per cell (ppdet's output layout), no full-resolution mask per cell.
 """
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 import torch
 
 from mmdet_lite.data.instances import resize_masks
 
-__all__ = ["Gt2Solov2Target", "SOLOV2_NUM_GRIDS", "SOLOV2_SCALE_RANGES"]
+__all__ = ["Gt2Solov2Target", "LevelTargets", "SOLOV2_NUM_GRIDS", "SOLOV2_SCALE_RANGES"]
 
 SOLOV2_NUM_GRIDS = (40, 36, 24, 16, 12)
 SOLOV2_SCALE_RANGES = ((1, 96), (48, 192), (96, 384), (192, 768), (384, 2048))
 _CELL_OFFSETS = np.arange(3)  # the centre region spans at most 3 x 3 cells
+
+
+class LevelTargets(NamedTuple):
+    """One sample's targets at one level (``Gt2Solov2Target.sample_targets``)."""
+
+    mask_rows: np.ndarray
+    """(m,) int64: per target, its row of the sample's scaled masks (empty: one zero target)."""
+    cate_label: np.ndarray
+    """(S * S,) int64: class index + 1 per cell."""
+    grid_order: np.ndarray
+    """(m,) int32 (or one entry for a zero target): ``sample_id * S * S + cell``."""
+    counted: bool
+    """Whether ``len(grid_order)`` enters the batch's count ``M_l`` (ppdet's quirk)."""
 
 
 def _cell_index(coords, size, num_grid):
@@ -93,8 +108,9 @@ class Gt2Solov2Target:
         return cells[claimed], owners[claimed]
 
     def sample_targets(self, sample, sample_id):
-        """One sample's targets: per level ``(ins_label, cate_label, grid_order, counted)``, where
-        ``counted`` says whether the level's count enters ``M_l``; and its ``fg_num``."""
+        """One sample's targets -> ``(levels, scaled_masks, fg_num)``: a ``LevelTargets`` per
+        level, the (k, h, w) uint8 target masks of its instances (each scaled once) and the
+        number of distinct claimed cells."""
         height, width = sample["image"].shape[:2]
         feat_size = (int(height / self.sampling_ratio), int(width / self.sampling_ratio))
         upsampled_size = (feat_size[0] * 4, feat_size[1] * 4)
@@ -106,7 +122,7 @@ class Gt2Solov2Target:
         half_sizes = np.stack([0.5 * box_h * self.coord_sigma, 0.5 * box_w * self.coord_sigma], 1)
         hits = [(areas >= lo) & (areas <= hi) for lo, hi in self.scale_ranges]
         mass, centre_y, centre_x = _centres_of_mass(masks)
-        used = np.nonzero(np.any(hits, axis=0) & (mass > 0))[0] if hits else np.zeros(0, int)
+        used = np.nonzero(np.any(hits, axis=0) & (mass > 0))[0]
         scaled = resize_masks(masks if len(used) == len(masks) else masks[used],
                               1.0 / self.sampling_ratio, 1.0 / self.sampling_ratio, feat_size,
                               interpolation=cv2.INTER_LINEAR)
@@ -117,24 +133,21 @@ class Gt2Solov2Target:
         for level, hit in enumerate(hits):
             num_cells = self.num_grids[level] ** 2
             cate_label = np.zeros(num_cells, dtype=np.int64)
-            empty = (np.zeros((1,) + feat_size, np.uint8),
-                     np.full(1, sample_id * num_cells, np.int32))
-            if not hit.any():
-                levels.append((*empty[:1], cate_label, empty[1], False))
-                continue
             chosen = np.nonzero(hit & (mass > 0))[0]
             cells, owners = self._level(level, centres[chosen], half_sizes[chosen],
                                         upsampled_size)
-            if len(cells) == 0:
-                levels.append((*empty[:1], cate_label, empty[1], True))
+            if len(cells) == 0:  # one zero target, counted if some instance is in range
+                levels.append(LevelTargets(np.zeros(0, np.int64), cate_label,
+                                           np.full(1, sample_id * num_cells, np.int32),
+                                           bool(hit.any())))
                 continue
             owners = chosen[owners]
             unique, last = np.unique(cells[::-1], return_index=True)  # the last instance wins
             cate_label[unique] = labels[owners[::-1][last]]
             fg_num += len(unique)
-            levels.append((scaled[scaled_row[owners]], cate_label,
-                           (sample_id * num_cells + cells).astype(np.int32), True))
-        return levels, fg_num
+            levels.append(LevelTargets(scaled_row[owners], cate_label,
+                                       (sample_id * num_cells + cells).astype(np.int32), True))
+        return levels, scaled, fg_num
 
     def targets(self, samples):
         """Padded samples -> dict of numpy arrays (see the class docstring)."""
@@ -146,18 +159,19 @@ class Gt2Solov2Target:
             raise ValueError("Gt2Solov2Target needs instance masks in the samples "
                              "(train_with_masks)")
         per_sample = [self.sample_targets(s, i) for i, s in enumerate(samples)]
-        out = dict(fg_num=np.array([fg for _, fg in per_sample], dtype=np.int64))
+        out = dict(fg_num=np.array([fg for _, _, fg in per_sample], dtype=np.int64))
+        feat_size = per_sample[0][1].shape[1:]
         for level in range(len(self.num_grids)):
-            entries = [levels[level] for levels, _ in per_sample]
-            count = max((len(e[2]) for e in entries if e[3]), default=0)
-            feat_size = entries[0][0].shape[1:]
+            entries = [(levels[level], scaled) for levels, scaled, _ in per_sample]
+            count = max((len(t.grid_order) for t, _ in entries if t.counted), default=0)
             ins_label = np.zeros((len(samples), count) + feat_size, dtype=np.uint8)
             grid_order = np.zeros((len(samples), count), dtype=np.int32)
-            for b, (masks, _, order, _) in enumerate(entries):
-                ins_label[b, :len(order)] = masks[:count]
-                grid_order[b, :len(order)] = order[:count]
+            for b, (targets, scaled) in enumerate(entries):
+                grid_order[b, :len(targets.grid_order)] = targets.grid_order[:count]
+                rows = targets.mask_rows
+                np.take(scaled, rows, axis=0, out=ins_label[b, :len(rows)], mode="clip")
             out[f"ins_label{level}"] = ins_label
-            out[f"cate_label{level}"] = np.stack([e[1] for e in entries])
+            out[f"cate_label{level}"] = np.stack([t.cate_label for t, _ in entries])
             out[f"grid_order{level}"] = grid_order
         return out
 

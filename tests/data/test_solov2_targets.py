@@ -56,15 +56,19 @@ def test_a_level_with_only_an_empty_mask_gives_one_zero_target():
     assert sample["masks"][-1].sum() == 0
     targets = Gt2Solov2Target(NUM_GRIDS, SCALE_RANGES)
     sample = PadBatch(32)([sample])[0]
-    levels, fg_num = targets.sample_targets(sample, sample_id=1)
-    ins_label, cate_label, grid_order, counted = levels[0]  # the empty mask's range
-    assert counted and not ins_label.any() and len(ins_label) == 1
-    assert grid_order.tolist() == [NUM_GRIDS[0] ** 2] and not cate_label.any()
-    assert fg_num == sum(len(np.unique(lv[2])) for lv in levels if lv[1].any())
+    levels, scaled, fg_num = targets.sample_targets(sample, sample_id=1)
+    assert len(scaled) == 1  # the large instance: the empty mask is never scaled
+    empty_mask_level = levels[0]
+    assert empty_mask_level.counted and len(empty_mask_level.mask_rows) == 0
+    assert empty_mask_level.grid_order.tolist() == [NUM_GRIDS[0] ** 2]
+    assert not empty_mask_level.cate_label.any()
+    assert fg_num == sum(len(np.unique(t.grid_order)) for t in levels if t.cate_label.any())
     batch = targets.targets([sample, sample])
-    assert batch["ins_label0"].shape[1] == 1
-    uncounted = [lv for lv in levels if not lv[3]]
-    assert uncounted and all(len(lv[2]) == 1 and not lv[0].any() for lv in uncounted)
+    assert batch["ins_label0"].shape[1] == 1 and not batch["ins_label0"].any()
+    assert batch["grid_order0"].tolist() == [[0], [NUM_GRIDS[0] ** 2]]
+    uncounted = [level for level, t in enumerate(levels) if not t.counted]
+    assert uncounted and all(len(levels[level].grid_order) == 1 for level in uncounted)
+    assert all(batch[f"ins_label{level}"].shape[1] == 0 for level in uncounted)
 
 
 def test_centre_region_and_labels():
