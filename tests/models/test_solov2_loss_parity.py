@@ -13,6 +13,7 @@ GRIDS = (8, 6, 4, 3, 2)
 TARGETS_PER_LEVEL = (5, 3, 0, 4, 1)  # level 2 has none: its prediction is None
 NUM_CLASSES, BATCH, FEAT_HW = 4, 2, (12, 16)
 RTOL = 1e-5
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def make_inputs(seed=0):
@@ -34,11 +35,14 @@ def make_inputs(seed=0):
     return arrays
 
 
-def our_loss(arrays, dtype=torch.float32):
-    preds = [torch.tensor(arrays[f"ins_pred{level}"], dtype=dtype, requires_grad=True)
+def our_loss(arrays, dtype=torch.float32, device="cpu"):
+    """Our loss on ``arrays``; the predictions on ``device``, the targets stay on the CPU."""
+    preds = [torch.tensor(arrays[f"ins_pred{level}"], dtype=dtype, device=device,
+                          requires_grad=True)
              if f"ins_pred{level}" in arrays else None for level in range(len(GRIDS))]
     labels = [torch.from_numpy(arrays[f"ins_label{level}"]) for level in range(len(GRIDS))]
-    cate_preds = torch.tensor(arrays["cate_preds"], dtype=dtype, requires_grad=True)
+    cate_preds = torch.tensor(arrays["cate_preds"], dtype=dtype, device=device,
+                              requires_grad=True)
     losses = SOLOv2Loss()(preds, labels, cate_preds, torch.from_numpy(arrays["cate_labels"]),
                           torch.from_numpy(arrays["fg_num"]).sum())
     return losses, preds, cate_preds
@@ -88,12 +92,16 @@ def test_no_mask_target_gives_zero_instance_loss():
     assert losses[1].item() == pytest.approx(6 * 3 * 0.75 * 0.25 * np.log(2))
 
 
-def test_low_precision_inputs_give_float32_losses():
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_inputs_give_float32_losses(device, dtype):
     arrays = make_inputs(2)
     (loss_ins, loss_cate), _, _ = our_loss(arrays)
-    (half_ins, half_cate), preds, _ = our_loss(arrays, torch.bfloat16)
+    with torch.autocast(device, dtype=dtype):
+        (half_ins, half_cate), preds, _ = our_loss(arrays, dtype, device)
     assert half_ins.dtype == half_cate.dtype == torch.float32
-    torch.testing.assert_close(half_ins, loss_ins, rtol=2e-2, atol=0)
-    torch.testing.assert_close(half_cate, loss_cate, rtol=2e-2, atol=0)
+    assert half_ins.device.type == half_cate.device.type == device
+    torch.testing.assert_close(half_ins.cpu(), loss_ins, rtol=2e-2, atol=0)
+    torch.testing.assert_close(half_cate.cpu(), loss_cate, rtol=2e-2, atol=0)
     (half_ins + half_cate).backward()
-    assert preds[0].grad.dtype == torch.bfloat16 and torch.isfinite(preds[0].grad.float()).all()
+    assert preds[0].grad.dtype == dtype and torch.isfinite(preds[0].grad.float()).all()

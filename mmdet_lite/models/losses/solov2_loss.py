@@ -33,8 +33,8 @@ class SOLOv2Loss(nn.Module):
         self.focal_loss_gamma = float(focal_loss_gamma)
         self.focal_loss_alpha = float(focal_loss_alpha)
 
-    def instance_loss(self, ins_pred_list, ins_label_list):
-        """The weighted dice term ``loss_ins`` (scalar)."""
+    def instance_loss(self, ins_pred_list, ins_label_list, device=None):
+        """The weighted dice term ``loss_ins`` (scalar; 0 on ``device`` without predictions)."""
         losses, total_weight = [], 0.0
         for pred, target in zip(ins_pred_list, ins_label_list):
             if pred is None:
@@ -46,14 +46,15 @@ class SOLOv2Loss(nn.Module):
             losses.append(dice_loss(pred.sigmoid(), target) * weights)
             total_weight = total_weight + weights.sum()
         if not losses:
-            return torch.zeros((), dtype=torch.float32)
+            return torch.zeros((), dtype=torch.float32, device=device)
         return torch.cat(losses).sum() / torch.clamp(total_weight, min=1.0) * self.ins_loss_weight
 
     def category_loss(self, cate_preds, cate_labels, num_ins):
         """The focal term ``loss_cate`` (scalar)."""
         cate_preds = cate_preds.float()
         num_classes = cate_preds.shape[-1]
-        one_hot = F.one_hot(cate_labels.reshape(-1).long(), num_classes + 1)[:, 1:]
+        cate_labels = cate_labels.reshape(-1).to(device=cate_preds.device, dtype=torch.int64)
+        one_hot = F.one_hot(cate_labels, num_classes + 1)[:, 1:]
         loss = sigmoid_focal_loss(cate_preds, one_hot.to(cate_preds.dtype),
                                   alpha=self.focal_loss_alpha, gamma=self.focal_loss_gamma,
                                   reduction="sum")
@@ -62,9 +63,9 @@ class SOLOv2Loss(nn.Module):
 
     def forward(self, ins_pred_list, ins_label_list, cate_preds, cate_labels, num_ins):
         with torch.autocast(device_type=cate_preds.device.type, enabled=False):
-            loss_ins = self.instance_loss(ins_pred_list, ins_label_list)
+            loss_ins = self.instance_loss(ins_pred_list, ins_label_list, cate_preds.device)
             loss_cate = self.category_loss(cate_preds, cate_labels, num_ins)
-        return loss_ins.to(loss_cate.device), loss_cate
+        return loss_ins, loss_cate
 
     def extra_repr(self):
         return (f"ins_loss_weight={self.ins_loss_weight}, focal_loss_gamma="
