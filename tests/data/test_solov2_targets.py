@@ -130,3 +130,17 @@ def test_loader_workers_give_the_same_batches(tmp_path):
         assert a["images"].shape[-1] % 32 == 0 and a["fg_num"].min() > 0
         assert a["ins_label0"].shape[-2:] == (a["images"].shape[-2] // 4,
                                               a["images"].shape[-1] // 4)
+
+
+def test_defaults_are_the_shared_readers(paddle_configs):
+    import yaml
+
+    for name in ("solov2_reader.yml", "solov2_light_reader.yml"):
+        reader = yaml.safe_load((paddle_configs / "solov2/_base_" / name).read_text())
+        steps = reader["TrainReader"]["batch_transforms"]
+        assert steps[0] == {"PadBatch": {"pad_to_stride": 32}}
+        config = steps[1]["Gt2Solov2Target"]
+        ours = Gt2Solov2Target()
+        assert list(ours.num_grids) == config["num_grids"]
+        assert [list(r) for r in ours.scale_ranges] == config["scale_ranges"]
+        assert ours.coord_sigma == config["coord_sigma"] and ours.sampling_ratio == 4.0
