@@ -1,7 +1,8 @@
 """Data by concern: reading (``coco``, ``voc``, ``image_io``, ``synthetic``), the sample and its
-instances (``instances``), ``geometric`` / ``photometric`` / ``mosaic`` transforms and their
-registry (``build``), batching and targets (``collate``, ``targets``), loaders (``train_loader``,
-``loader`` for evaluation). A family's exp picks the transform list."""
+instances (``instances``), ``geometric`` / ``resize`` / ``photometric`` / ``mosaic`` transforms
+and their registry (``build``), batching and targets (``collate``, ``targets``, SOLOv2's
+``solov2_targets``), loaders (``train_loader``, ``loader`` for evaluation). A family's exp picks
+the transform list."""
 from mmdet_lite.data.build import TRAIN_TRANSFORMS, build_sample_transforms
 from mmdet_lite.data.coco import COCODataset, coco_from_dict, load_coco_json
 from mmdet_lite.data.geometric import TestTransform

@@ -2,6 +2,7 @@
 from mmdet_lite.data.geometric import RandomCrop, RandomExpand, RandomFlip
 from mmdet_lite.data.mosaic import Mosaic
 from mmdet_lite.data.photometric import AugmentHSV, PILRandomDistort, RandomDistort
+from mmdet_lite.data.resize import RandomResize, Resize
 from mmdet_lite.utils.registry import Registry
 
 __all__ = ["TRAIN_TRANSFORMS", "build_sample_transforms"]
@@ -9,7 +10,7 @@ __all__ = ["TRAIN_TRANSFORMS", "build_sample_transforms"]
 TRAIN_TRANSFORMS = Registry("train_transforms", {
     "RandomCrop": RandomCrop, "RandomFlip": RandomFlip, "RandomExpand": RandomExpand,
     "RandomDistort": RandomDistort, "PILRandomDistort": PILRandomDistort,
-    "AugmentHSV": AugmentHSV, "Mosaic": Mosaic,
+    "AugmentHSV": AugmentHSV, "Mosaic": Mosaic, "Resize": Resize, "RandomResize": RandomResize,
 })
 """ppdet's operator names -> our transforms (``PILRandomDistort`` is ppdet develop's
 ``RandomDistort``; a family maps the name to its ppdet version with ``aliases``)."""

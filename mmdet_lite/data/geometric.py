@@ -10,14 +10,10 @@ import cv2
 import numpy as np
 
 from mmdet_lite.data import instances
+from mmdet_lite.data.resize import INTERPOLATIONS, resize_scales
 
 __all__ = ["INTERPOLATIONS", "RandomCrop", "RandomFlip", "RandomExpand", "BatchRandomResize",
            "TestTransform"]
-
-INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_AREA, cv2.INTER_CUBIC,
-                  cv2.INTER_LANCZOS4)
-"""ppdet ``BatchRandomResize``'s interpolation list (``random_interp`` picks one per batch)."""
-
 
 def _iou_with_crop(boxes, box_areas, crop):
     """IoU (n,) of float32 boxes (n, 4) with one crop box (4,), in float32 as ppdet computes it."""
@@ -205,12 +201,7 @@ class BatchRandomResize:
         image = sample["image"]
         h, w = image.shape[:2]
         th, tw = size
-        if self.keep_ratio:
-            scale_x = scale_y = min(min(th, tw) / min(h, w), max(th, tw) / max(h, w))
-            out_h, out_w = scale_y * h, scale_x * w
-        else:
-            scale_y, scale_x = th / h, tw / w
-            out_h, out_w = th, tw
+        scale_x, scale_y, out_w, out_h = resize_scales(h, w, size, self.keep_ratio)
         resized = cv2.resize(image, None, None, fx=scale_x, fy=scale_y, interpolation=interp)
         if self.keep_ratio:
             canvas = np.zeros((th, tw, 3), dtype=resized.dtype)

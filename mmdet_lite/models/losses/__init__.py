@@ -1,8 +1,10 @@
 """Training losses of the dense heads."""
 from .dfl import DistributionFocalLoss, distribution_focal_loss
+from .dice import dice_loss
 from .giou import GIoULoss
+from .solov2_loss import SOLOv2Loss
 from .utils import weight_reduce_loss
 from .varifocal import VarifocalLoss, varifocal_loss
 
-__all__ = ["DistributionFocalLoss", "distribution_focal_loss", "GIoULoss", "VarifocalLoss",
-           "varifocal_loss", "weight_reduce_loss"]
+__all__ = ["DistributionFocalLoss", "distribution_focal_loss", "dice_loss", "GIoULoss",
+           "SOLOv2Loss", "VarifocalLoss", "varifocal_loss", "weight_reduce_loss"]
