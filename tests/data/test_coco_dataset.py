@@ -9,7 +9,7 @@ from mmdet_lite.data.coco import COCODataset
 from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.utils.errors import UserError
 
-from sample_files import shapes_dir  # noqa: F401 (fixture)
+pytest_plugins = ["sample_files"]  # fixtures: shapes_dir
 
 
 def _write(path, data):
