@@ -1,5 +1,5 @@
-"""TestTransform: ppdet's Decode + Resize(keep_ratio=False, interp=2), bit-identical but for OpenCV's
-cubic rounding (see MAX_CUBIC_ROUNDING)."""
+"""TestTransform: ppdet's Decode + Resize(keep_ratio=False, interp=2), bit-identical but for
+OpenCV's cubic rounding (see MAX_CUBIC_ROUNDING)."""
 import numpy as np
 
 from mmdet_lite.data.geometric import TestTransform
