@@ -25,7 +25,8 @@ CPU time of one thread hardly depends on other jobs, while several threads wait 
 operator for a sibling that another job has descheduled (wall times then vary several-fold).
 ``--channels-last`` adds our model in channels-last memory format (what tools/train.py uses on the
 CPU); ``--fuse`` adds it with BatchNorm folded into the convolutions and RepVGG branches merged
-(``Predictor(fuse=True)``, ``--fuse`` of tools/eval.py and tools/demo.py). ``--profile`` prints torch.profiler's top operators of each side. The 1-minute load average
+(``Predictor(fuse=True)``, ``--fuse`` of tools/eval.py and tools/demo.py). ``--profile`` prints
+torch.profiler's top operators of each side. The 1-minute load average
 is printed.
 """
 import argparse

@@ -78,7 +78,8 @@ def maxrss_kib():
 
 
 def run_ours(args):
-    """Worker process: our training step on the saved batch; writes the JSON the Paddle side does."""
+    """Worker process: our training step on the saved batch; writes the JSON the Paddle side
+    does."""
     torch.set_num_threads(args.threads)
     exp = get_exp(str(exp_file(args.config)))
     model = exp.get_model().train().to(memory_format=torch.channels_last)  # as Trainer on the CPU
@@ -105,7 +106,8 @@ def run_ours(args):
         losses.append(step(i))
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
-    Path(args.worker_out).write_text(json.dumps(dict(times=times, losses=losses, maxrss_before=before,
+    Path(args.worker_out).write_text(json.dumps(dict(times=times, losses=losses,
+                                                     maxrss_before=before,
                                                      maxrss_after=maxrss_kib())))
 
 
@@ -115,7 +117,8 @@ def thread_env(threads, **extra):
 
 def measure_step(args, side, batch_path, epoch_id, folder):
     out = folder / f"{side}_{epoch_id}.json"
-    common = ["--warmup", str(args.warmup), "--iters", str(args.iters), "--threads", str(args.threads)]
+    common = ["--warmup", str(args.warmup), "--iters", str(args.iters),
+              "--threads", str(args.threads)]
     if side == "ours":
         cmd = [sys.executable, __file__, "--config", args.config, "--worker-batch", str(batch_path),
                "--worker-out", str(out), "--epoch-id", str(epoch_id), *common]
@@ -198,7 +201,8 @@ def main():
                 rows.append([phase, side, f"{median:.3f}", f"{min(medians):.3f}-{max(medians):.3f}",
                              f"{args.batch / median:.1f}", f"{grow / args.batch:.0f}",
                              f"{max(res['maxrss_after'] for res in results) / 1024:.0f}",
-                             f"{results[0]['losses'][0]:.3f}", f"{min(loads):.2f}-{max(loads):.2f}"])
+                             f"{results[0]['losses'][0]:.3f}",
+                             f"{min(loads):.2f}-{max(loads):.2f}"])
             if not args.skip_paddle:
                 ratio = step_times["ours", epoch_id] / step_times["paddle", epoch_id]
                 rows.append([phase, "ours / paddle", f"{ratio:.2f}", "", "", "", "", "", ""])

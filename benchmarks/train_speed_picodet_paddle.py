@@ -55,7 +55,8 @@ def main(argv=None):
                 "gt_class": paddle.to_tensor(batch["gt_labels"]),
                 "gt_bbox": paddle.to_tensor(batch["gt_bboxes"]),
                 "pad_gt_mask": paddle.to_tensor(batch["pad_gt_mask"]),
-                "im_id": paddle.to_tensor(np.arange(len(batch["image_norm"]), dtype=np.int64)[:, None]),
+                "im_id": paddle.to_tensor(
+                    np.arange(len(batch["image_norm"]), dtype=np.int64)[:, None]),
                 "epoch_id": args.epoch_id}
         outputs = model(data)
         loss = outputs["loss"]

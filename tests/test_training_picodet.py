@@ -71,7 +71,8 @@ def test_resume_from_a_snapshot_matches_the_straight_run(tmp_path, shapes4):
     _assert_equal_states(a["model"], b["model"])
     _assert_equal_states(a["ema"]["shadow"], b["ema"]["shadow"])
     for key, state in a["optimizer"]["state"].items():
-        assert torch.equal(state["momentum_buffer"], b["optimizer"]["state"][key]["momentum_buffer"])
+        assert torch.equal(state["momentum_buffer"],
+                           b["optimizer"]["state"][key]["momentum_buffer"])
     assert a["best_ap"] == b["best_ap"]
 
 

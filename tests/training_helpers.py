@@ -21,8 +21,8 @@ def data_opts(root, size=SIZE):
 def train_cli(exp_file, out_dir, *flags, opts=()):
     """``tools/train.py`` in a subprocess (one thread); returns the train log's text."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
-    cmd = [sys.executable, str(REPO_ROOT / "tools/train.py"), "-f", str(exp_file), "--device", "cpu",
-           *flags, "output_dir", str(out_dir), *map(str, opts)]
+    cmd = [sys.executable, str(REPO_ROOT / "tools/train.py"), "-f", str(exp_file),
+           "--device", "cpu", *flags, "output_dir", str(out_dir), *map(str, opts)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return (out_dir / exp_file.stem / "train_log.txt").read_text()

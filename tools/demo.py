@@ -10,7 +10,8 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmdet_lite.core.cli_args import demo_parser, parse_args  # noqa: E402
 from mmdet_lite.core.demo import run_demo  # noqa: E402

@@ -11,7 +11,8 @@ detections to ``<output_dir>/<exp name>/bbox.json``. ``-d N`` shards the images 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmdet_lite.core.cli_args import eval_parser, parse_args  # noqa: E402
 from mmdet_lite.core.evaluate import run_eval  # noqa: E402

@@ -15,7 +15,8 @@ mmdet_lite/exporting/onnx_export.py.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmdet_lite.core.cli_args import export_parser, parse_args  # noqa: E402
 from mmdet_lite.exporting.cli import run_export  # noqa: E402

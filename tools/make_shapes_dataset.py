@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate the synthetic COCO-format "shapes" dataset (5 classes, boxes and polygons).
 
-    python tools/make_shapes_dataset.py --out datasets/shapes [--num-train 300 --num-val 100 --seed 0]
+    python tools/make_shapes_dataset.py --out datasets/shapes
+        [--num-train 300 --num-val 100 --seed 0]
 
 Writes OUT/{train,val}/*.jpg and OUT/annotations/{train,val}.json. Use it with
 ``data_dir OUT train_ann annotations/train.json val_ann annotations/val.json
@@ -11,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmdet_lite.data.synthetic import make_shapes_dataset  # noqa: E402
 from mmdet_lite.utils.errors import cli_main  # noqa: E402

@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmdet_lite.core.cli_args import parse_args  # noqa: E402
 from mmdet_lite.core.shapes_demo import run_shapes_demo, write_demo_assets  # noqa: E402

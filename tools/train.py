@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Training: python tools/train.py -f EXP [-d N] [-b B] [-c CKPT [--resume]] [--fp16] [KEY VALUE ...].
+"""Training: python tools/train.py -f EXP [-d N] [-b B] [-c CKPT [--resume]] [--fp16]
+[KEY VALUE ...].
 
 ``-b`` is the total batch over all processes (default: the exp's per-device ``train_batch_size``
 times the number of processes). ``-c`` alone initialises the weights (tensors whose shapes differ
@@ -10,7 +11,8 @@ stopped (``--resume`` alone: ``<output_dir>/<exp_name>/latest_ckpt.pth``). Also 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmdet_lite.core.cli_args import parse_args, train_parser  # noqa: E402
 from mmdet_lite.core.train_cli import run_train  # noqa: E402

@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmdet_lite.data.voc import voc_to_coco  # noqa: E402
 from mmdet_lite.utils.errors import cli_main  # noqa: E402
@@ -20,10 +21,12 @@ from mmdet_lite.utils.errors import cli_main  # noqa: E402
 def make_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voc-root", required=True, help="e.g. VOCdevkit/VOC2007")
-    parser.add_argument("--split", required=True, help="a list in ImageSets/Main: trainval, test, ...")
+    parser.add_argument("--split", required=True,
+                        help="a list in ImageSets/Main: trainval, test, ...")
     parser.add_argument("--out", required=True, help="output COCO json")
     parser.add_argument("--label-list", default=None,
-                        help="label_list.txt (relative to --voc-root or absolute); default: 20 VOC classes")
+                        help="label_list.txt (relative to --voc-root or absolute); "
+                             "default: 20 VOC classes")
     return parser
 
 

@@ -1,4 +1,5 @@
-"""RT-DETR-R50 on COCO: PaddleDetection configs/rtdetr/rtdetr_r50vd_6x_coco.yml (the family base)."""
+"""RT-DETR-R50 on COCO: PaddleDetection configs/rtdetr/rtdetr_r50vd_6x_coco.yml (the family
+base)."""
 from mmdet_lite.exp import RTDETRExp
 
 

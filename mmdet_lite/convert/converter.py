@@ -1,8 +1,9 @@
 """Generic Paddle -> PyTorch state-dict conversion driven by an ordered table of renaming rules.
 
 A rule is ``(regex, replacement)``. Every rule is applied in order with ``re.sub`` to the result of
-the previous ones, so rules compose (rename a prefix in one rule, a suffix in another). A replacement
-of ``None`` drops a key that matches (e.g. an alias that Paddle saves twice). After the rules,
+the previous ones, so rules compose (rename a prefix in one rule, a suffix in another). A
+replacement of ``None`` drops a key that matches (e.g. an alias that Paddle saves twice). After the
+rules,
 Paddle's BatchNorm buffer names ``_mean`` / ``_variance`` become ``running_mean`` / ``running_var``,
 and weights of our ``nn.Linear`` modules are transposed (Paddle stores them as [in, out]).
 """
@@ -42,7 +43,8 @@ class ConversionReport:
     def summary(self):
         """One line of counts, for logs."""
         return (f"{len(self.filled)} tensors converted ({len(self.transposed)} transposed), "
-                f"{len(self.dropped)} Paddle aliases dropped, {len(self.unused)} Paddle tensors unused, "
+                f"{len(self.dropped)} Paddle aliases dropped, "
+                f"{len(self.unused)} Paddle tensors unused, "
                 f"{len(self.missing)} model tensors not filled")
 
 
@@ -58,7 +60,8 @@ def compile_rules(rules):
 
 
 def map_key(key, compiled_rules):
-    """Our name for a Paddle key after the rules and the BN renaming, or ``None`` if a rule drops it."""
+    """Our name for a Paddle key after the rules and the BN renaming,
+    or ``None`` if a rule drops it."""
     for pattern, replacement in compiled_rules:
         if replacement is None:
             if pattern.search(key):
@@ -91,7 +94,8 @@ def convert_state_dict(paddle_params, model, rules, only_backbone=False, expecte
     ``paddle_params``: ``{paddle name: numpy array}`` (see ``load_pdparams``). ``rules``: the
     family's rule table. Every Paddle key must land on a model key and every model key must be
     filled, except keys matching ``expected_unused`` / ``expected_missing`` (regexes) and
-    ``num_batches_tracked``. With ``only_backbone=True`` only ``backbone.*`` model keys must be filled
+    ``num_batches_tracked``. With ``only_backbone=True`` only ``backbone.*`` model keys must be
+    filled
     and only they are returned; Paddle keys that map outside the backbone (a classifier's ``fc``, a
     detector's neck and head) are listed as unused without error. ``source`` names the file in
     errors; ``num_classes`` (the model's) lets a class-count mismatch name the ``-nc`` that fits.

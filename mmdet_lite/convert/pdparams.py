@@ -14,7 +14,8 @@ import numpy as np
 from mmdet_lite.utils.errors import UserError
 
 NAME_TABLE_KEY = "StructuredToParameterName@@"
-_BIG_PARAM_KEY = "UnpackBigParamInfor@@"  # Paddle's split of arrays over 1 GiB (pickle protocol 2/3)
+# Paddle's split of arrays over 1 GiB (pickle protocol 2/3)
+_BIG_PARAM_KEY = "UnpackBigParamInfor@@"
 
 
 def _numpy_reconstruct():
@@ -26,7 +27,8 @@ def _numpy_reconstruct():
 
 
 def _latin1_encode(text, encoding="latin1"):
-    """``_codecs.encode`` as protocol-2 pickles use it for bytes; only the latin-1 form is accepted."""
+    """``_codecs.encode`` as protocol-2 pickles use it for bytes;
+    only the latin-1 form is accepted."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not allowed")
     return text.encode("latin1")
@@ -57,7 +59,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def _join_big_params(params, path):
-    """Reassemble arrays that Paddle split into ``name@@.i`` slices (pickle protocol 2/3, > 1 GiB)."""
+    """Reassemble arrays that Paddle split into ``name@@.i`` slices
+    (pickle protocol 2/3, > 1 GiB)."""
     info = params.pop(_BIG_PARAM_KEY, None)
     if info is None:
         return
@@ -82,13 +85,16 @@ def load_pdparams(path):
         with path.open("rb") as f:
             obj = RestrictedUnpickler(f).load()
     except _RefusedGlobal as err:
-        raise UserError(f"{path}: refused to load: the pickle references {err}, which a Paddle weight "
+        raise UserError(f"{path}: refused to load: the pickle references {err}, "
+                        "which a Paddle weight "
                         "file never needs (corrupt or malicious file)") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, ImportError, MemoryError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a Paddle .pdparams file ({type(err).__name__}: {err})") from None
+        raise UserError(f"{path}: not a Paddle .pdparams file "
+                        f"({type(err).__name__}: {err})") from None
     if not isinstance(obj, dict):
-        raise UserError(f"{path}: not a Paddle state dict (the pickle holds a {type(obj).__name__})")
+        raise UserError(f"{path}: not a Paddle state dict "
+                        f"(the pickle holds a {type(obj).__name__})")
     params = collections.OrderedDict(obj)
     params.pop(NAME_TABLE_KEY, None)
     _join_big_params(params, path)
@@ -96,7 +102,8 @@ def load_pdparams(path):
         if not isinstance(key, str):
             raise UserError(f"{path}: not a Paddle state dict (key {key!r} is not a string)")
         if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
-            kind = type(value).__name__ if not isinstance(value, np.ndarray) else f"{value.dtype} array"
+            kind = (type(value).__name__ if not isinstance(value, np.ndarray)
+                    else f"{value.dtype} array")
             raise UserError(f"{path}: entry {key!r} is a {kind}, not a numeric array: is it an "
                             "optimizer state (.pdopt) rather than model weights (.pdparams)?")
     return params

@@ -1,8 +1,9 @@
 """Renaming rules from PaddleDetection's PicoDet (v2, LCNet backbone) names to ours.
 
-Each rule is ``(regex on the Paddle key, replacement)``; ``convert_state_dict`` applies every rule in
-order with ``re.sub`` (a replacement of ``None`` drops the key), then renames BatchNorm's
-``_mean`` / ``_variance`` to ``running_mean`` / ``running_var``. Keys no rule touches keep their name.
+Each rule is ``(regex on the Paddle key, replacement)``; ``convert_state_dict`` applies every rule
+in order with ``re.sub`` (a replacement of ``None`` drops the key), then renames BatchNorm's
+``_mean`` / ``_variance`` to ``running_mean`` / ``running_var``. Keys no rule touches keep their
+name.
 """
 
 # LCNet: our names are Paddle's (``backbone.blocks3.0.dw_conv.conv.weight``, ``...se.conv1.bias``).
@@ -23,7 +24,8 @@ NECK_RULES = [
 ]
 
 # PicoHeadV2: filled by the head's author. Rules here must match ``^head\.`` only; drop Paddle's
-# aliases saved twice with a ``None`` replacement (``head.head_cls{i}`` = ``head.head_cls_list.{i}``).
+# aliases saved twice with a ``None`` replacement
+# (``head.head_cls{i}`` = ``head.head_cls_list.{i}``).
 # Dropped: the aliases ``head_cls{i}`` / ``head_reg{i}`` (same tensors as ``head_*_list.{i}``), the
 # unused ``p{3..6}_feat.scale_reg`` of GFLHead and the fixed ``distribution_project.project``.
 # PicoFeat's ``cls_conv_dw{level}.{i}`` are our nested ``cls_conv_dw.{level}.{i}`` ConvBN; the

@@ -36,7 +36,8 @@ def _names_from_annotations(exp):
 def exp_class_names(exp):
     """The exp's class names, indexable by contiguous label.
 
-    In order: ``exp.class_names`` when it is set (a list of ``num_classes`` names); the ``categories`` of its ``val_ann``
+    In order: ``exp.class_names`` when it is set (a list of ``num_classes`` names); the
+    ``categories`` of its ``val_ann``
     file (sorted by id) when that file exists and has ``num_classes`` entries; the 80 COCO names
     for an 80-class model; else ``"0"``, ``"1"``, ...
     """

@@ -43,7 +43,8 @@ class ModelEMA:
     def __init__(self, model, decay=0.9998, decay_type="threshold", cycle_epoch=-1, black_list=None,
                  filter_no_grad=False):
         if decay_type not in ("threshold", "exponential", "normal"):
-            raise ValueError(f"ema_decay_type must be threshold, exponential or normal, got {decay_type!r}")
+            raise ValueError("ema_decay_type must be threshold, exponential or normal, "
+                             f"got {decay_type!r}")
         self.model = model
         self.decay = decay
         self.decay_type = decay_type
@@ -84,12 +85,14 @@ class ModelEMA:
         names = list(self.shadow)
         shadow = [self.shadow[k] for k in names]
         torch._foreach_mul_(shadow, decay)
-        torch._foreach_add_(shadow, torch._foreach_mul([state[k].detach() for k in names], 1 - decay))
+        torch._foreach_add_(shadow,
+                            torch._foreach_mul([state[k].detach() for k in names], 1 - decay))
         self.step += 1
 
     @torch.no_grad()
     def averaged(self):
-        """The averaged weights as a full state dict (bias-corrected; the model's own before any update)."""
+        """The averaged weights as a full state dict
+        (bias-corrected; the model's own before any update)."""
         state = self.model.state_dict()
         if self.step == 0:
             return {k: v.detach().clone() for k, v in state.items()}
@@ -119,7 +122,8 @@ class ModelEMA:
     def load_state_dict(self, state):
         missing = set(self.shadow) - set(state["shadow"])
         if missing:
-            raise KeyError(f"EMA state lacks {len(missing)} averaged tensors, e.g. {sorted(missing)[:4]}")
+            raise KeyError(f"EMA state lacks {len(missing)} averaged tensors, "
+                           f"e.g. {sorted(missing)[:4]}")
         for k in self.shadow:
             self.shadow[k] = state["shadow"][k].to(self.shadow[k].device, self.shadow[k].dtype)
         self.step = int(state["step"])

@@ -31,7 +31,8 @@ def load_coco_json(path):
     except OSError as err:
         raise UserError(f"cannot read annotation file {path}: {err.strerror}") from err
     if not isinstance(data, dict):
-        raise UserError(f"annotation file {path} is not a COCO annotation (top level is not an object)")
+        raise UserError(f"annotation file {path} is not a COCO annotation "
+                        "(top level is not an object)")
     for key in ("images", "categories"):
         if not isinstance(data.get(key), list):
             raise UserError(f"annotation file {path} has no '{key}' list")

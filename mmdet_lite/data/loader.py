@@ -42,7 +42,8 @@ def eval_collate(samples, pad_to_stride=32):
         scale_factors=torch.stack([torch.as_tensor(s["scale_factor"], dtype=torch.float32)
                                    for s in samples]),
         image_ids=[int(s["image_id"]) for s in samples],
-        orig_sizes=torch.stack([torch.as_tensor(s["orig_size"], dtype=torch.int64) for s in samples]),
+        orig_sizes=torch.stack([torch.as_tensor(s["orig_size"], dtype=torch.int64)
+                                for s in samples]),
         input_sizes=torch.tensor(sizes, dtype=torch.int64).reshape(len(samples), 2),
     )
 

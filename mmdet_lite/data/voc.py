@@ -124,7 +124,8 @@ def voc_to_coco_dict(voc_root, split, label_list=None):
                 raise UserError(f"{xml_path}: class '{name}' is not in the label list "
                                 f"({label_list or 'the 20 VOC classes'})")
             if x2 <= x1 or y2 <= y1:
-                logger.warning(f"{xml_path}: skipping degenerate box {[x1, y1, x2, y2]} of '{name}'")
+                logger.warning(f"{xml_path}: skipping degenerate box "
+                               f"{[x1, y1, x2, y2]} of '{name}'")
                 continue
             w, h = x2 - x1, y2 - y1
             annotations.append(dict(id=len(annotations) + 1, image_id=img_id,

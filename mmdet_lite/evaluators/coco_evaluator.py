@@ -244,7 +244,8 @@ class COCOEvaluator:
             segm_res = sorted(itertools.chain(*[g[1] for g in gathered]),
                               key=lambda r: order.get(r["image_id"], -1))
             timing = tuple(sum(g[2][i] for g in gathered) for i in range(3))
-        return self._on_rank0(self._score, distributed, rank, bbox_res, segm_res, timing, output_dir)
+        return self._on_rank0(self._score, distributed, rank, bbox_res, segm_res, timing,
+                              output_dir)
 
     @staticmethod
     def _on_rank0(func, distributed, rank, *args):

@@ -110,7 +110,8 @@ class BaseExp:
             setattr(self, name, value)
 
     def merge(self, opts):
-        """Apply trailing ``KEY VALUE`` pairs (see ``mmdet_lite.exp.overrides``); ``UserError`` if bad."""
+        """Apply trailing ``KEY VALUE`` pairs (see ``mmdet_lite.exp.overrides``);
+        ``UserError`` if bad."""
         apply_overrides(self, opts)
 
     @property
@@ -213,7 +214,8 @@ class BaseExp:
         """COCO-format evaluation set (``val_ann`` / ``val_image_folder`` unless given)."""
         from mmdet_lite.data.coco import COCODataset
 
-        dataset = COCODataset(self.data_dir, ann or self.val_ann, image_folder or self.val_image_folder,
+        dataset = COCODataset(self.data_dir, ann or self.val_ann,
+                              image_folder or self.val_image_folder,
                               transform=self.get_test_transform())
         dataset.check_num_classes(self.num_classes)
         return dataset

@@ -21,12 +21,14 @@ def _find_by_name(exp_name):
     if not found:
         raise UserError(f"no exp named '{stem}': no {stem}.py under {EXPS_DIR}")
     if len(found) > 1:
-        raise UserError(f"exp name '{stem}' is ambiguous: {', '.join(map(str, found))}; use -f PATH")
+        raise UserError(f"exp name '{stem}' is ambiguous: {', '.join(map(str, found))}; "
+                        "use -f PATH")
     return found[0]
 
 
 def get_exp(exp_file=None, exp_name=None):
-    """Instantiate ``class Exp`` of an exp file (path; ``exp_file`` wins) or of ``exps/**/<exp_name>.py``.
+    """Instantiate ``class Exp`` of an exp file (path; ``exp_file`` wins) or of
+    ``exps/**/<exp_name>.py``.
 
     ``exp.exp_name`` is the file's stem. A missing file is a ``UserError`` naming the path; an
     exception raised by the exp file itself surfaces unchanged.
@@ -43,7 +45,8 @@ def get_exp(exp_file=None, exp_name=None):
     module = load_exp_module(path)
     exp_cls = getattr(module, "Exp", None)
     if not (isinstance(exp_cls, type) and issubclass(exp_cls, BaseExp)):
-        raise UserError(f"exp file {path} must define `class Exp` subclassing an mmdet_lite exp base")
+        raise UserError(f"exp file {path} must define `class Exp` subclassing an mmdet_lite "
+                        "exp base")
     exp = exp_cls()
     exp.exp_name = path.stem
     return exp

@@ -23,7 +23,8 @@ def _module_name(path):
 
 
 def load_exp_module(path):
-    """Import the exp file ``path`` (absolute ``Path``) as a fresh module registered in ``sys.modules``.
+    """Import the exp file ``path`` (absolute ``Path``) as a fresh module registered in
+    ``sys.modules``.
 
     An error inside the exp file propagates as itself (the half-made module is dropped).
     """
@@ -43,7 +44,8 @@ def load_exp_module(path):
 
 
 def rebuild_exp(exp_file, qualname, state):
-    """Unpickle an exp that was loaded from ``exp_file``: load the file again, restore its fields."""
+    """Unpickle an exp that was loaded from ``exp_file``: load the file again,
+    restore its fields."""
     module = sys.modules.get(_module_name(Path(exp_file)))
     if module is None or getattr(module, EXP_FILE_ATTR, None) != exp_file:
         module = load_exp_module(Path(exp_file))

@@ -98,7 +98,8 @@ def cast_value(old, new):
             raise ValueError("expected a list such as 1,2 or [1, 2]")
         if isinstance(old, tuple) and old and len(items) != len(old):
             raise ValueError(f"expected {len(old)} values")
-        cast = [cast_value(_element_template(old, i, len(items)), item) for i, item in enumerate(items)]
+        cast = [cast_value(_element_template(old, i, len(items)), item)
+                for i, item in enumerate(items)]
         return type(old)(cast)
     if isinstance(old, dict):
         items = _literal(new) if isinstance(new, str) else new
@@ -130,7 +131,8 @@ def apply_overrides(exp, opts):
     """
     opts = [str(item) for item in opts]
     if len(opts) % 2:
-        raise UserError(f"overrides must be KEY VALUE pairs, got {len(opts)} items: {' '.join(opts)}")
+        raise UserError(f"overrides must be KEY VALUE pairs, got {len(opts)} items: "
+                        f"{' '.join(opts)}")
     for key, text in zip(opts[0::2], opts[1::2]):
         fields = exp.fields()
         parts = key.split(".")

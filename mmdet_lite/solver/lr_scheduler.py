@@ -33,7 +33,8 @@ class Warmup:
 
 @WARMUPS.register
 class LinearWarmup(Warmup):
-    """ppdet ``LinearWarmup``: ``lr_i = base_lr * (start_factor * (1 - i / W) + i / W)``, i in [0, W]."""
+    """ppdet ``LinearWarmup``: ``lr_i = base_lr * (start_factor * (1 - i / W) + i / W)``,
+    i in [0, W]."""
 
     def __init__(self, steps=500, start_factor=1.0 / 3, epochs=None):
         self.steps = steps
@@ -62,7 +63,8 @@ class ExpWarmup(Warmup):
 
 @LR_DECAYS.register
 class CosineDecay:
-    """ppdet ``CosineDecay`` over ``max_epochs`` (computed per iteration), optional floor and plateau.
+    """ppdet ``CosineDecay`` over ``max_epochs`` (computed per iteration), optional floor and
+    plateau.
 
     After a warmup of ``W`` steps: ``lr_i = min_lr + (base_lr - min_lr) * 0.5 * (cos((i - W) * pi /
     (max_iters - W - plateau_iters)) + 1)`` until the plateau, ``min_lr`` on it, and the last value
@@ -173,13 +175,15 @@ class LearningRate:
                     decay=describe(self.decay), warmup=describe(self.warmup))
 
     def load_state_dict(self, state):
-        """Nothing to restore; returns the keys whose values differ from ``state`` (for a warning)."""
+        """Nothing to restore; returns the keys whose values differ from ``state``
+        (for a warning)."""
         own = self.state_dict()
         return sorted(k for k in own if state.get(k) != own[k])
 
 
 def build_learning_rate(base_lr, decay, warmup, iters_per_epoch, owner=None):
-    """``LearningRate`` from Paddle-style dicts: ``decay = dict(name="CosineDecay", max_epochs=300)``,
+    """``LearningRate`` from Paddle-style dicts:
+    ``decay = dict(name="CosineDecay", max_epochs=300)``,
     ``warmup = dict(name="LinearWarmup", steps=300, start_factor=0.1)`` or ``None``.
 
     An unknown name or argument is a ``UserError`` naming ``lr_decay`` / ``warmup`` (and ``owner``).

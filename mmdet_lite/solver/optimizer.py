@@ -21,7 +21,8 @@ PADDLE_ADAMW_EPS = 1e-8  # paddle.optimizer.AdamW epsilon
 
 
 def _declared(model, method_name):
-    """``(full name, value)`` pairs of every submodule's ``method_name()`` (names relative to it)."""
+    """``(full name, value)`` pairs of every submodule's ``method_name()``
+    (names relative to it)."""
     for prefix, module in model.named_modules():
         method = getattr(module, method_name, None)
         if callable(method):
@@ -65,14 +66,16 @@ def param_groups(model, weight_decay, no_weight_decay=(), declared_no_decay=True
             continue
         skipped = name in skip or any(p.search(name) for p in patterns)
         key = (mults.get(name, 1.0), 0.0 if skipped else float(weight_decay))
-        group = groups.setdefault(key, dict(params=[], names=[], lr_mult=key[0], weight_decay=key[1]))
+        group = groups.setdefault(key, dict(params=[], names=[], lr_mult=key[0],
+                                            weight_decay=key[1]))
         group["params"].append(param)
         group["names"].append(name)
     return list(groups.values())
 
 
 def set_lr(optimizer, lr):
-    """Set every group's LR to ``lr * group.get("lr_mult", 1.0)`` (Paddle's per-parameter LR factor)."""
+    """Set every group's LR to ``lr * group.get("lr_mult", 1.0)``
+    (Paddle's per-parameter LR factor)."""
     for group in optimizer.param_groups:
         mult = group.get("lr_mult", 1.0)
         group["lr"] = lr if mult == 1.0 else lr * mult

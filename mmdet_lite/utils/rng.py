@@ -15,7 +15,8 @@ def seed_everything(seed):
 
 
 def get_rng_state():
-    """This process's random generator states, as tensors and plain values (``weights_only``-safe)."""
+    """This process's random generator states, as tensors and plain values
+    (``weights_only``-safe)."""
     version, internal, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return dict(python=[version, list(internal), gauss],
@@ -32,5 +33,6 @@ def set_rng_state(state):
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+    if (state["cuda"] and torch.cuda.is_available()
+            and len(state["cuda"]) == torch.cuda.device_count()):
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -3,7 +3,8 @@ import torch
 
 
 def to_float32(outputs):
-    """Floating tensors of (nested tuples / lists / dicts of) outputs as float32 (after autocast)."""
+    """Floating tensors of (nested tuples / lists / dicts of) outputs as float32
+    (after autocast)."""
     if torch.is_tensor(outputs):
         return outputs.float() if outputs.is_floating_point() else outputs
     if isinstance(outputs, (list, tuple)):

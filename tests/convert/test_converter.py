@@ -1,4 +1,5 @@
-"""The rule-table converter: renaming, BN buffers, Linear transposition, and every error it reports."""
+"""The rule-table converter: renaming, BN buffers, Linear transposition,
+and every error it reports."""
 import numpy as np
 import pytest
 import torch
@@ -26,7 +27,8 @@ class Toy(nn.Module):
 
 
 def paddle_params(num_classes=3, seed=0):
-    """What Paddle saves for ``Toy``: BN ``_mean``/``_variance``, Linear weights [in, out], aliases."""
+    """What Paddle saves for ``Toy``: BN ``_mean``/``_variance``,
+    Linear weights [in, out], aliases."""
     rng = np.random.RandomState(seed)
 
     def r(*shape):
@@ -44,7 +46,8 @@ def paddle_params(num_classes=3, seed=0):
 
 def as_paddle(state_dict, prefix=""):
     """A PyTorch state dict under Paddle's BN names, as numpy arrays."""
-    return {prefix + k.replace("running_mean", "_mean").replace("running_var", "_variance"): v.numpy()
+    return {prefix + k.replace("running_mean", "_mean").replace("running_var", "_variance"):
+            v.numpy()
             for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
 
 
@@ -52,14 +55,17 @@ def test_converts_renames_and_transposes():
     params = paddle_params()
     model = Toy()
     state_dict, report = convert_state_dict(params, model, RULES)
-    assert set(state_dict) == {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
+    assert set(state_dict) == {k for k in model.state_dict()
+                               if not k.endswith("num_batches_tracked")}
     model.load_state_dict(state_dict, strict=False)
-    assert torch.equal(model.backbone.bn.running_mean, torch.from_numpy(params["backbone.bn._mean"]))
+    assert torch.equal(model.backbone.bn.running_mean,
+                       torch.from_numpy(params["backbone.bn._mean"]))
     assert torch.equal(model.backbone.bn.running_var,
                        torch.from_numpy(params["backbone.bn._variance"]))
     # Square Linear: only the module type can tell that it needs a transpose.
     assert torch.equal(model.head.fc.weight, torch.from_numpy(params["head.fc.weight"].T))
-    assert torch.equal(model.head.cls[1].weight, torch.from_numpy(params["head.cls_list.1.weight"].T))
+    assert torch.equal(model.head.cls[1].weight,
+                       torch.from_numpy(params["head.cls_list.1.weight"].T))
     assert sorted(report.transposed) == ["head.cls.0.weight", "head.cls.1.weight", "head.fc.weight"]
     assert sorted(report.dropped) == ["head.cls_0", "head.cls_1"]
     assert report.unused == [] and report.missing == []
@@ -68,7 +74,8 @@ def test_converts_renames_and_transposes():
 
 def test_unused_paddle_key_is_an_error_unless_expected():
     params = dict(paddle_params(), **{"head.extra.weight": np.zeros(2, np.float32)})
-    with pytest.raises(UserError, match=r"1 Paddle tensors have no destination.*head\.extra\.weight"):
+    with pytest.raises(UserError,
+                       match=r"1 Paddle tensors have no destination.*head\.extra\.weight"):
         convert_state_dict(params, Toy(), RULES, source="x.pdparams")
     _, report = convert_state_dict(params, Toy(), RULES, expected_unused=[r"^head\.extra\."])
     assert report.unused == ["head.extra.weight"]
@@ -77,7 +84,8 @@ def test_unused_paddle_key_is_an_error_unless_expected():
 def test_unfilled_model_key_is_an_error_unless_expected():
     params = paddle_params()
     del params["head.fc.bias"]
-    with pytest.raises(UserError, match=r"x\.pdparams: 1 model tensors have no source: head\.fc\.bias"):
+    with pytest.raises(UserError,
+                       match=r"x\.pdparams: 1 model tensors have no source: head\.fc\.bias"):
         convert_state_dict(params, Toy(), RULES, source="x.pdparams")
     _, report = convert_state_dict(params, Toy(), RULES, expected_missing=[r"^head\.fc\.bias$"])
     assert report.missing == ["head.fc.bias"]
@@ -111,7 +119,8 @@ def test_another_scale_is_reported_as_another_model():
     params = as_paddle(LCNet(0.75).state_dict(), prefix="backbone.")
     model = nn.Module()
     model.backbone = LCNet(2.0)
-    message = r"no source in s\.pdparams and \d+ differ in shape: is it a checkpoint of another model"
+    message = (r"no source in s\.pdparams and \d+ differ in shape: "
+               r"is it a checkpoint of another model")
     with pytest.raises(UserError, match=message):
         convert_state_dict(params, model, PICODET_RULES, source="s.pdparams")
 
@@ -137,12 +146,15 @@ def test_only_backbone_takes_an_imagenet_classifier():
 
 def test_picodet_neck_rules():
     rules = compile_rules(PICODET_RULES)
-    assert map_key("neck.conv_t.convs.2.bn._variance", rules) == "neck.lateral_convs.2.bn.running_var"
-    assert map_key("neck.downsamples.0.bn1._mean", rules) == "neck.downsamples.0.dw_conv.bn.running_mean"
+    assert map_key("neck.conv_t.convs.2.bn._variance", rules) == \
+        "neck.lateral_convs.2.bn.running_var"
+    assert map_key("neck.downsamples.0.bn1._mean", rules) == \
+        "neck.downsamples.0.dw_conv.bn.running_mean"
     assert map_key("neck.top_down_blocks.1.blocks.0.conv2.pwconv.weight", rules) == \
         "neck.top_down_blocks.1.blocks.0.conv2.pw_conv.conv.weight"
     assert map_key("neck.first_top_conv.bn2.bias", rules) == "neck.first_top_conv.pw_conv.bn.bias"
-    assert map_key("backbone.blocks6.0.se.conv1.weight", rules) == "backbone.blocks6.0.se.conv1.weight"
+    assert map_key("backbone.blocks6.0.se.conv1.weight", rules) == \
+        "backbone.blocks6.0.se.conv1.weight"
     # Neck rules touch neck keys only (the head's DPModule has its own rules).
     assert map_key("head.cls_align.0.bn1.weight", compile_rules(NECK_RULES)) == \
         "head.cls_align.0.bn1.weight"

@@ -1,4 +1,5 @@
-"""The restricted .pdparams reader: real Paddle files load, hostile or broken pickles are refused."""
+"""The restricted .pdparams reader: real Paddle files load,
+hostile or broken pickles are refused."""
 import builtins
 import collections
 import os
@@ -51,7 +52,8 @@ def test_real_paddle_file_loads(paddle_files, name):
 
 def test_real_paddle_file_converts_to_same_outputs(paddle_files):
     model = Tiny().eval()
-    state_dict, report = convert_state_dict(load_pdparams(paddle_files / "tiny.pdparams"), model, [])
+    state_dict, report = convert_state_dict(load_pdparams(paddle_files / "tiny.pdparams"), model,
+                                            [])
     assert report.transposed == ["fc.weight"]
     model.load_state_dict(state_dict, strict=True)
     io = np.load(paddle_files / "io.npz")

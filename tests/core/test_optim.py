@@ -45,16 +45,19 @@ LR_CASES = {
         7, 80),
     "cosine_annealing_no_warmup": (None, 0.1, [dict(name="CosineDecay", max_epochs=10,
                                                     use_warmup=False, min_lr_ratio=0.1)], 7, 200),
-    "cosine_plateau_no_warmup": (None, 0.1, [dict(name="CosineDecay", max_epochs=10, use_warmup=False,
+    "cosine_plateau_no_warmup": (None, 0.1, [dict(name="CosineDecay", max_epochs=10,
+                                                  use_warmup=False,
                                                   last_plateau_epochs=2)], 7, 80),
     "piecewise_warmup": (None, 0.01, [dict(name="PiecewiseDecay", gamma=0.1, milestones=[3, 6]),
-                                      dict(name="LinearWarmup", steps=10, start_factor=0.001)], 5, 50),
+                                      dict(name="LinearWarmup", steps=10, start_factor=0.001)],
+                         5, 50),
 }
 
 
 @pytest.fixture(scope="module")
 def references(tmp_path_factory):
-    """Both Paddle references, run side by side: ({case: [lr, ...]}, npz of the EMA/optimizer run)."""
+    """Both Paddle references, run side by side: ({case: [lr, ...]},
+    npz of the EMA/optimizer run)."""
     folder = tmp_path_factory.mktemp("paddle_optim")
     cases = []
     for name, (exp_name, base_lr, schedulers, steps_per_epoch, num_steps) in LR_CASES.items():
@@ -68,7 +71,8 @@ def references(tmp_path_factory):
     with ThreadPoolExecutor(4) as pool:
         lrs = pool.submit(run_paddle, LR_REFERENCE, folder / "cases.json")
         ema = pool.submit(run_paddle, EMA_REFERENCE, folder / "ema.npz")
-        decay = {name: pool.submit(run_paddle, DECAY_REFERENCE, PADDLE_CONFIGS / "picodet" / f"{name}.yml")
+        decay = {name: pool.submit(run_paddle, DECAY_REFERENCE,
+                                   PADDLE_CONFIGS / "picodet" / f"{name}.yml")
                  for name in DECAY_CASES}
         lr_values = json.loads(lrs.result())
         ema.result()
@@ -245,11 +249,13 @@ def test_ema_cycle_black_list_and_state_round_trip():
             model.conv.weight.add_(1.0)
         ema.update()
     averaged = ema.averaged()
-    expected = sum(0.9 ** (2 - i) * 0.1 * (model.conv.weight - 2 + i) for i in range(3)) / (1 - 0.9 ** 3)
+    expected = (sum(0.9 ** (2 - i) * 0.1 * (model.conv.weight - 2 + i) for i in range(3))
+                / (1 - 0.9 ** 3))
     torch.testing.assert_close(averaged["conv.weight"], expected)
     assert "bn.running_var" not in ema.shadow
     state = ema.state_dict()
-    clone = ModelEMA(model, decay=0.9, decay_type="normal", cycle_epoch=2, black_list=["running_var"])
+    clone = ModelEMA(model, decay=0.9, decay_type="normal", cycle_epoch=2,
+                     black_list=["running_var"])
     clone.load_state_dict(state)
     assert clone.averaged()["conv.weight"].equal(averaged["conv.weight"])
     ema.snapshot()

@@ -24,7 +24,8 @@ LR_CASES = {
     "rtdetr_config": (dict(config=str(CONFIG), steps_per_epoch=40, num_steps=2100),
                       lambda: get_exp(EXPS / "rtdetr_r18vd_6x_coco.py").get_lr_scheduler(40)),
     "milestone_inside_warmup": (dict(config=str(CONFIG), steps_per_epoch=15, num_steps=2050),
-                                lambda: get_exp(EXPS / "rtdetr_r18vd_6x_coco.py").get_lr_scheduler(15)),
+                                lambda: get_exp(EXPS / "rtdetr_r18vd_6x_coco.py")
+                                .get_lr_scheduler(15)),
     "voc_warmup_one_epoch": (
         dict(base_lr=1e-4, steps_per_epoch=30, num_steps=90,
              schedulers=[dict(name="PiecewiseDecay", gamma=1.0, milestones=[100]),
@@ -73,7 +74,8 @@ def _groups(exp_name):
     with torch.device("meta"):
         model = exp.get_model()
     optimizer = exp.get_optimizer(model)
-    by_name = {n: (g["lr_mult"], g["weight_decay"]) for g in optimizer.param_groups for n in g["names"]}
+    by_name = {n: (g["lr_mult"], g["weight_decay"])
+               for g in optimizer.param_groups for n in g["names"]}
     return exp, model, optimizer, by_name
 
 
@@ -117,7 +119,8 @@ def test_no_weight_decay_patterns():
 
 
 class TinyNet(nn.Module):
-    """The reference script's net; ``param_lr_mults`` plays Paddle's ``ParamAttr(learning_rate)``."""
+    """The reference script's net;
+    ``param_lr_mults`` plays Paddle's ``ParamAttr(learning_rate)``."""
 
     def __init__(self):
         super().__init__()

@@ -33,7 +33,8 @@ def test_demo_trains_evaluates_and_draws(tmp_path, monkeypatch, capsys):
         "data_num_workers", "0"])
     assert 0.0 <= result["ap50_95"] <= result["ap50"] <= 1.0
     assert os.path.isfile(result["checkpoint"])
-    assert sorted(os.listdir(result["pictures"])) == ["shapes_1.jpg", "shapes_2.jpg", "shapes_3.jpg"]
+    assert sorted(os.listdir(result["pictures"])) == ["shapes_1.jpg", "shapes_2.jpg",
+                                                      "shapes_3.jpg"]
     assert os.path.commonpath([result["pictures"], tmp_path / "out"]) == str(tmp_path / "out")
     out = capsys.readouterr().out
     assert "tools/train.py" in out and "Average Precision" in out and "results saved to" in out

@@ -47,7 +47,8 @@ class ToyTrainLoader:
     """
 
     def __init__(self, items, batch_size, rank, world_size, seed, flip_prob):
-        self.items, self.batch_size, self.rank, self.world_size = items, batch_size, rank, world_size
+        self.items, self.batch_size = items, batch_size
+        self.rank, self.world_size = rank, world_size
         self.seed, self.flip_prob, self.epoch = seed, flip_prob, 0
 
     def set_epoch(self, epoch):
@@ -61,7 +62,8 @@ class ToyTrainLoader:
             self.seed * 1000 + self.epoch)).tolist()
         mine = perm[:len(self) * self.batch_size * self.world_size][self.rank::self.world_size]
         for k in range(len(self)):
-            batch = [dict(self.items[i]) for i in mine[k * self.batch_size:(k + 1) * self.batch_size]]
+            batch = [dict(self.items[i])
+                     for i in mine[k * self.batch_size:(k + 1) * self.batch_size]]
             flips = torch.rand(len(batch)) < self.flip_prob
             for item, flip in zip(batch, flips.tolist()):
                 if flip:
@@ -121,7 +123,8 @@ class ToyEvaluator:
                                          sizes, sizes)
                 for det, box, label in zip(dets, batch["gt_bboxes"], batch["gt_labels"]):
                     b = det.boxes[0].cpu()
-                    inter = (torch.minimum(b[2:], box[2:]) - torch.maximum(b[:2], box[:2])).clamp(min=0).prod()
+                    inter = (torch.minimum(b[2:], box[2:])
+                             - torch.maximum(b[:2], box[:2])).clamp(min=0).prod()
                     union = (b[2:] - b[:2]).prod() + (box[2:] - box[:2]).prod() - inter
                     scores.append(float(inter / union) * float(det.labels[0] == label))
         if distributed:

@@ -1,5 +1,5 @@
-"""Fixtures shared by the data tests (imported by name into the test modules; no conftest here
-so that ``from conftest import ...`` keeps meaning tests/conftest.py)."""
+"""Fixtures shared by the data tests (loaded by the test modules as ``pytest_plugins``; no conftest
+here so that ``from conftest import ...`` keeps meaning tests/conftest.py)."""
 import cv2
 import numpy as np
 import pytest

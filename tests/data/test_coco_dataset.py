@@ -9,7 +9,7 @@ from mmdet_lite.data.coco import COCODataset
 from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.utils.errors import UserError
 
-from sample_files import shapes_dir  # noqa: F401 (fixture)
+pytest_plugins = ["sample_files"]  # fixtures: shapes_dir
 
 
 def _write(path, data):
@@ -23,7 +23,8 @@ def test_non_contiguous_category_mapping(shapes_dir):
     assert ds.class_names == ["circle", "square", "triangle", "hexagon", "star"]
     assert ds.num_classes == 5
     data = json.loads((shapes_dir / "annotations/val.json").read_text())
-    assert len(ds) == len(data["images"]) and ds.image_ids == sorted(i["id"] for i in data["images"])
+    assert len(ds) == len(data["images"])
+    assert ds.image_ids == sorted(i["id"] for i in data["images"])
     empty = 0
     for index, image_id in enumerate(ds.image_ids):
         anns = [a for a in data["annotations"] if a["image_id"] == image_id]
@@ -37,7 +38,8 @@ def test_non_contiguous_category_mapping(shapes_dir):
 
 
 def test_item_with_test_transform(shapes_dir):
-    ds = COCODataset(str(shapes_dir), "annotations/val.json", "val", transform=TestTransform((320, 416)))
+    ds = COCODataset(str(shapes_dir), "annotations/val.json", "val",
+                     transform=TestTransform((320, 416)))
     item = ds[0]
     assert item["image"].dtype == torch.uint8 and item["image"].shape == (3, 320, 416)
     h, w = item["orig_size"].tolist()

@@ -6,7 +6,7 @@ import pytest
 from mmdet_lite.data.image_io import read_image
 from mmdet_lite.utils.errors import UserError
 
-from sample_files import sample_images  # noqa: F401 (fixture)
+pytest_plugins = ["sample_files"]  # fixtures: sample_images
 
 
 def _check_bgr(image, h, w):

@@ -6,7 +6,7 @@ from mmdet_lite.data.coco import COCODataset
 from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.data.loader import build_eval_loader, eval_collate, shard_indices
 
-from sample_files import shapes_dir  # noqa: F401 (fixture)
+pytest_plugins = ["sample_files"]  # fixtures: shapes_dir
 
 
 class _Sizes(torch.utils.data.Dataset):

@@ -63,14 +63,16 @@ def test_sample_and_batch_operators_match_ppdet(paddle_ref):
     for i, (image, boxes, labels) in enumerate(INPUTS):
         for seed in SEEDS:
             case = f"{i}_{seed}"
-            sample = dict(image=image.copy(), boxes=boxes.copy(), labels=np.array(labels), image_id=i)
+            sample = dict(image=image.copy(), boxes=boxes.copy(), labels=np.array(labels),
+                          image_id=i)
             rng = np.random.RandomState(seed)
             for name, op in sample_ops:
                 before = sample["image"].shape
                 sample = op(sample, rng)
                 theirs = paddle_ref[f"{case}/{name}/image"]
                 assert sample["image"].shape == theirs.shape, (case, name)
-                assert np.abs(sample["image"] - theirs.astype(np.float64)).max() <= 0.5, (case, name)
+                assert np.abs(sample["image"] - theirs.astype(np.float64)).max() <= 0.5, \
+                    (case, name)
                 np.testing.assert_array_equal(sample["boxes"], paddle_ref[f"{case}/{name}/boxes"])
                 np.testing.assert_array_equal(sample["labels"], paddle_ref[f"{case}/{name}/labels"])
                 changed = sample["image"].shape != before or (name == "flip" and not np.array_equal(
@@ -80,12 +82,13 @@ def test_sample_and_batch_operators_match_ppdet(paddle_ref):
             interps.add(interp)
             assert (size, interp) == ((int(paddle_ref[f"{case}/size"]),) * 2,
                                       int(paddle_ref[f"{case}/interp"]))
-            batch = TrainCollate(resize, box_format="cxcywh")([dict(sample, batch_seed=seed + 1000)])
+            batch = TrainCollate(resize, box_format="cxcywh")(
+                [dict(sample, batch_seed=seed + 1000)])
             ours = batch["images"][0].permute(1, 2, 0).numpy().astype(np.int16)
             diff = np.abs(ours - paddle_ref[f"{case}/final/image"].astype(np.int16))
             assert diff.max() <= 1 and diff.mean() < 0.1, (case, interp, diff.max(), diff.mean())
-            np.testing.assert_allclose(batch["gt_bboxes"][0].numpy(), paddle_ref[f"{case}/final/boxes"],
-                                       rtol=0, atol=1e-6)
+            np.testing.assert_allclose(batch["gt_bboxes"][0].numpy(),
+                                       paddle_ref[f"{case}/final/boxes"], rtol=0, atol=1e-6)
     assert all(count >= 2 for count in seen.values()), seen  # every operator acted on some case
     assert len(interps) == 5
 
@@ -131,8 +134,8 @@ def test_pil_random_distort_is_ppdet_develops():
     assert 3 <= sum(results) < 12  # distorted in most draws, untouched in some
     never = PILRandomDistort(prob=0.0)
     assert never(dict(image=image.copy()), np.random.RandomState(0))["image"] is not None
-    np.testing.assert_array_equal(never(dict(image=image.copy()), np.random.RandomState(0))["image"],
-                                  image)
+    np.testing.assert_array_equal(
+        never(dict(image=image.copy()), np.random.RandomState(0))["image"], image)
 
 
 def test_hue_shift_wraps_like_a_uint8_assignment():

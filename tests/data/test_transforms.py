@@ -1,12 +1,13 @@
-"""TestTransform: ppdet's Decode + Resize(keep_ratio=False, interp=2), bit-identical but for OpenCV's
-cubic rounding (see MAX_CUBIC_ROUNDING)."""
+"""TestTransform: ppdet's Decode + Resize(keep_ratio=False, interp=2), bit-identical but for
+OpenCV's cubic rounding (see MAX_CUBIC_ROUNDING)."""
 import numpy as np
 
 from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.data.image_io import read_image
 
 from conftest import REPO_ROOT, run_paddle
-from sample_files import sample_images  # noqa: F401 (fixture)
+
+pytest_plugins = ["sample_files"]  # fixtures: sample_images
 
 _KINDS = ("jpeg", "png", "gray", "rgba", "palette", "png16", "exif", "gray_jpeg")
 _SIZES = ((416, 416), (320, 320), (300, 512))

@@ -100,6 +100,7 @@ def test_cli(voc_root, tmp_path, capsys):
     assert "2 images, 3 objects, 20 categories" in capsys.readouterr().out
     assert len(json.loads(out.read_text())["annotations"]) == 3
     with pytest.raises(SystemExit) as exc:
-        tool["main"](["--voc-root", str(tmp_path / "nowhere"), "--split", "test", "--out", str(out)])
+        tool["main"](["--voc-root", str(tmp_path / "nowhere"), "--split", "test",
+                      "--out", str(out)])
     assert exc.value.code == 2
     assert capsys.readouterr().err.startswith("error: VOC split file not found")

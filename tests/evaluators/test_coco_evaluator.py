@@ -47,7 +47,8 @@ def _gt_as_results(gt_data, with_segm=False):
             rle = mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"], img["height"],
                                                           img["width"]))
             res = dict(image_id=ann["image_id"], category_id=ann["category_id"],
-                       segmentation=dict(size=rle["size"], counts=rle["counts"].decode()), score=1.0)
+                       segmentation=dict(size=rle["size"], counts=rle["counts"].decode()),
+                       score=1.0)
         results.append(res)
     return results
 
@@ -65,14 +66,16 @@ def _noisy_results(gt_data, seed=0):
             jit = rng.normal(0, 0.08, 4) * [w, h, w, h]
             cat = ann["category_id"] if rng.random() < 0.85 else int(rng.choice(cat_ids))
             results.append(dict(image_id=ann["image_id"], category_id=cat,
-                                bbox=[x + jit[0], y + jit[1], max(1.0, w + jit[2]), max(1.0, h + jit[3])],
+                                bbox=[x + jit[0], y + jit[1], max(1.0, w + jit[2]),
+                                      max(1.0, h + jit[3])],
                                 score=float(rng.random())))
     for img in gt_data["images"]:
         for _ in range(int(rng.integers(0, 4))):
             w, h = rng.uniform(5, 150, 2)
             results.append(dict(image_id=img["id"], category_id=int(rng.choice(cat_ids)),
-                                bbox=[rng.uniform(0, img["width"] - w), rng.uniform(0, img["height"] - h),
-                                      w, h], score=float(rng.random())))
+                                bbox=[rng.uniform(0, img["width"] - w),
+                                      rng.uniform(0, img["height"] - h), w, h],
+                                score=float(rng.random())))
     return results
 
 

@@ -18,7 +18,8 @@ def tiny_coco(tmp_path):
         images.append(dict(id=i, file_name=f"{i}.png", height=h, width=w))
     anns = [dict(id=1, image_id=1, category_id=7, bbox=[1, 2, 10, 20], area=200, iscrowd=0)]
     cats = [dict(id=9, name="b"), dict(id=7, name="a")]
-    (tmp_path / "val.json").write_text(json.dumps(dict(images=images, annotations=anns, categories=cats)))
+    (tmp_path / "val.json").write_text(json.dumps(dict(images=images, annotations=anns,
+                                                       categories=cats)))
     return tmp_path
 
 
@@ -30,8 +31,8 @@ def test_overrides_reach_the_eval_loader_and_evaluator(tiny_coco):
     assert [b["image_ids"] for b in batches] == [[1, 2], [3]]
     first = batches[0]
     assert first["images"].shape == (2, 3, 64, 96)
-    np.testing.assert_allclose(first["scale_factors"].numpy(), [[64 / 60, 96 / 80], [64 / 90, 96 / 50]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(first["scale_factors"].numpy(),
+                               [[64 / 60, 96 / 80], [64 / 90, 96 / 50]], rtol=1e-6)
     evaluator = exp.get_evaluator(2, 0)
     assert evaluator.dataset.class_names == ["a", "b"]  # categories sorted by id
 

@@ -132,14 +132,16 @@ def test_neck_channels_reach_the_head_and_the_model(exp, monkeypatch):
     assert exp.get_model() == "model"
     (kwargs,) = calls
     head = kwargs["head"]
-    assert head["conv_feat"]["feat_in"] == head["conv_feat"]["feat_out"] == head["feat_in_chan"] == 64
+    assert (head["conv_feat"]["feat_in"] == head["conv_feat"]["feat_out"] == head["feat_in_chan"]
+            == 64)
     assert kwargs["neck"]["out_channels"] == 64 and kwargs["num_classes"] == 3
     assert kwargs["pixel_std"] == (1.0, 1.0, 1.0)
     assert exp.head["conv_feat"]["feat_out"] is None  # the exp itself keeps "derived"
 
     exp.merge(["head.conv_feat.feat_out", "32"])
     head = exp.head_config()
-    assert (head["conv_feat"]["feat_in"], head["conv_feat"]["feat_out"], head["feat_in_chan"]) == (64, 32, 32)
+    assert (head["conv_feat"]["feat_in"], head["conv_feat"]["feat_out"],
+            head["feat_in_chan"]) == (64, 32, 32)
 
 
 def test_table_lists_every_override_key(exp):
@@ -164,7 +166,8 @@ def test_trainer_fields_are_overridable_in_every_family(family):
     assert set(TRAINER_FIELDS) <= set(exp.fields())
     exp.merge(["clip_grad_norm", "0.5", "ema_cycle_epoch", "3", "ema_black_list", "['num_batches']",
                "class_names", "['a', 'b']", "sync_bn", "true", "data_num_workers", "0"])
-    assert (exp.clip_grad_norm, exp.ema_cycle_epoch, exp.ema_black_list) == (0.5, 3, ["num_batches"])
+    assert (exp.clip_grad_norm, exp.ema_cycle_epoch, exp.ema_black_list) == \
+        (0.5, 3, ["num_batches"])
     assert (exp.class_names, exp.sync_bn, exp.data_num_workers) == (["a", "b"], True, 0)
     exp.merge(["clip_grad_norm", "None"])
     assert exp.clip_grad_norm is None

@@ -1,4 +1,5 @@
-"""Every PicoDet exp equals PaddleDetection's config as ppdet itself merges it (``_BASE_`` included).
+"""Every PicoDet exp equals PaddleDetection's config as ppdet itself merges it
+(``_BASE_`` included).
 
 One Paddle subprocess dumps all configs (tests/reference/paddle_dump_config.py); each exp is turned
 into the same shape (its fields plus the values the family fixes) and compared section by section.
@@ -119,7 +120,8 @@ def test_exp_equals_merged_paddle_config(name, paddle_dumps):
     for split in ("Train", "Eval"):
         dataset = paddle[f"{split}Dataset"]
         assert getattr(exp, f"{split.lower()}_ann".replace("eval", "val")) == dataset["anno_path"]
-        assert getattr(exp, f"{split.lower()}_image_folder".replace("eval", "val")) == dataset["image_dir"]
+        assert getattr(exp, f"{split.lower()}_image_folder".replace("eval", "val")) == \
+            dataset["image_dir"]
 
 
 def test_the_dump_is_paddles_deep_merge(paddle_dumps):

@@ -56,8 +56,10 @@ def test_train_transforms_configure_the_sample_transforms():
     assert shapes_exp("train_transforms", None).sample_transforms() == []
     exp = shapes_exp()
     exp.train_transforms = {"RandomFlip": {"prob": 0.5, "no_such_arg": 1}}
-    with pytest.raises(UserError, match="picodet_xs_256_shapes: train_transforms RandomFlip: .*no_such_arg"):
+    with pytest.raises(UserError,
+                       match="picodet_xs_256_shapes: train_transforms RandomFlip: .*no_such_arg"):
         exp.sample_transforms()
     exp.train_transforms = {"GridMask": {}}
-    with pytest.raises(UserError, match=r"train_transforms .GridMask. is not known; choose from RandomCrop"):
+    with pytest.raises(UserError,
+                       match=r"train_transforms .GridMask. is not known; choose from RandomCrop"):
         exp.sample_transforms()

@@ -17,7 +17,8 @@ MODEL_FIELDS = ("backbone", "neck", "pixel_mean", "pixel_std")
 def test_voc_exp(name):
     coco_name, total_batch, lr = CASES[name]
     voc, coco = get_exp(EXPS / f"{name}.py"), get_exp(EXPS / f"{coco_name}.py")
-    # Same network as the COCO weights it fine-tunes (only the class count and assigner switch differ).
+    # Same network as the COCO weights it fine-tunes (only the class count and assigner switch
+    # differ).
     for field in MODEL_FIELDS:
         assert getattr(voc, field) == getattr(coco, field), field
     voc_head, coco_head = voc.head_config(), coco.head_config()

@@ -35,11 +35,12 @@ DEVELOP_DEFAULTS = {
     "PPHGNetV2": dict(use_lab=False, lr_mult_list=[1.0] * 5, return_idx=[1, 2, 3],
                       freeze_stem_only=True, freeze_at=0, freeze_norm=True),
     "HybridEncoder": dict(in_channels=[512, 1024, 2048], feat_strides=[8, 16, 32], hidden_dim=256,
-                          use_encoder_idx=[2], num_encoder_layers=1, encoder_layer="TransformerLayer",
-                          pe_temperature=10000, expansion=1.0, depth_mult=1.0, act="silu", trt=False,
-                          eval_size=None),
-    "TransformerLayer": dict(dim_feedforward=1024, dropout=0.0, activation="relu", attn_dropout=None,
-                             act_dropout=None, normalize_before=False),
+                          use_encoder_idx=[2], num_encoder_layers=1,
+                          encoder_layer="TransformerLayer",
+                          pe_temperature=10000, expansion=1.0, depth_mult=1.0, act="silu",
+                          trt=False, eval_size=None),
+    "TransformerLayer": dict(dim_feedforward=1024, dropout=0.0, activation="relu",
+                             attn_dropout=None, act_dropout=None, normalize_before=False),
     "RTDETRTransformer": dict(num_classes=80, hidden_dim=256, num_queries=300,
                               position_embed_type="sine", backbone_feat_channels=[512, 1024, 2048],
                               feat_strides=[8, 16, 32], num_levels=3, num_decoder_points=4, nhead=8,
@@ -84,7 +85,8 @@ DERIVED = {"HybridEncoder": ["in_channels"], "RTDETRTransformer": ["backbone_fea
 
 
 def effective(name, given, config):
-    """ppdet's ``create``: defaults, then shared globals, then the section; injected dicts expanded."""
+    """ppdet's ``create``: defaults, then shared globals, then the section;
+    injected dicts expanded."""
     kwargs = copy.deepcopy(DEVELOP_DEFAULTS[name])
     kwargs.update({k: config[k] for k in SHARED.get(name, []) if k in config})
     kwargs.update(copy.deepcopy(given))
@@ -138,7 +140,8 @@ def exp_view(exp):
     decay = {"name": "PiecewiseDecay", **decay, "values": None,
              "gamma": [decay["gamma"] / 10 ** i for i in range(len(decay["milestones"]))]}
     assert exp.no_weight_decay == []  # Paddle's OptimizerBuilder has no param_groups
-    normalize_image = {"mean": list(exp.pixel_mean), "std": list(exp.pixel_std), "norm_type": "none"}
+    normalize_image = {"mean": list(exp.pixel_mean), "std": list(exp.pixel_std),
+                       "norm_type": "none"}
     resize = {"target_size": list(exp.test_size), "keep_ratio": False, "interp": 2}
     eval_transforms = [{"Decode": {}}, {"Resize": resize},
                        {"NormalizeImage": normalize_image}, {"Permute": {}}]
@@ -147,7 +150,8 @@ def exp_view(exp):
         "head": {"loss": loss, "eval_idx": -1},
         "post_process": {"num_classes": exp.num_classes, "num_top_queries": exp.num_top_queries,
                          **FIXED["DETRPostProcess"]},
-        "epoch": exp.max_epoch, "snapshot_epoch": exp.snapshot_epoch, "log_iter": exp.print_interval,
+        "epoch": exp.max_epoch, "snapshot_epoch": exp.snapshot_epoch,
+        "log_iter": exp.print_interval,
         "use_ema": exp.use_ema, "ema_decay": exp.ema_decay, "ema_decay_type": exp.ema_decay_type,
         "ema_filter_no_grad": exp.ema_filter_no_grad,
         "eval_size": list(exp.test_size), "num_classes": exp.num_classes,
@@ -157,7 +161,8 @@ def exp_view(exp):
         "OptimizerBuilder": {"clip_grad_by_norm": exp.clip_grad_norm, "regularizer": False,
                              "optimizer": {"type": "AdamW", "weight_decay": exp.weight_decay}},
         "TrainReader": {
-            "sample_transforms": [{"Decode": {}}] + [{k: v} for k, v in exp.train_transforms.items()],
+            "sample_transforms": [{"Decode": {}}]
+            + [{k: v} for k, v in exp.train_transforms.items()],
             "batch_transforms": [
                 {"BatchRandomResize": {"target_size": exp.train_sizes, "random_size": True,
                                        "random_interp": True, "keep_ratio": False}},
@@ -172,7 +177,8 @@ def exp_view(exp):
                        "drop_last": False},
         "architecture": {"neck": "HybridEncoder", "transformer": "RTDETRTransformer",
                          "detr_head": "DINOHead", "post_process": "DETRPostProcess"},
-        "datasets": {"TrainDataset": {"image_dir": exp.train_image_folder, "anno_path": exp.train_ann},
+        "datasets": {"TrainDataset": {"image_dir": exp.train_image_folder,
+                                      "anno_path": exp.train_ann},
                      "EvalDataset": {"image_dir": exp.val_image_folder, "anno_path": exp.val_ann}},
     }
     return json.loads(json.dumps(view))
@@ -220,7 +226,8 @@ def test_overrides_reach_the_model_and_transforms():
 
 
 def test_voc_exp_fine_tunes_the_r18_coco_model():
-    voc, coco = get_exp(EXPS / "rtdetr_r18vd_6x_voc2012.py"), get_exp(EXPS / "rtdetr_r18vd_6x_coco.py")
+    voc = get_exp(EXPS / "rtdetr_r18vd_6x_voc2012.py")
+    coco = get_exp(EXPS / "rtdetr_r18vd_6x_coco.py")
     for field in ("backbone", "encoder", "decoder", "loss", "num_top_queries", "pixel_mean",
                   "pixel_std", "train_transforms", "train_sizes", "test_size", "weight_decay",
                   "clip_grad_norm", "ema_decay", "ema_decay_type"):

@@ -58,7 +58,8 @@ def test_lcnet_channels_per_scale(scale):
 def test_neck_shapes():
     for neck in (LCPAN([96, 192, 384], 96), CSPPAN([96, 192, 384], 64, act="relu6"),
                  LCPAN([96, 192, 384], 32, num_features=3, use_depthwise=False)):
-        feats = [torch.zeros(2, c, 32 // 2 ** i, 48 // 2 ** i) for i, c in enumerate([96, 192, 384])]
+        feats = [torch.zeros(2, c, 32 // 2 ** i, 48 // 2 ** i)
+                 for i, c in enumerate([96, 192, 384])]
         with torch.no_grad():
             outs = neck.eval()(feats)
         channels = neck.out_channels[0]

@@ -15,7 +15,8 @@ built from RT-DETR's ``optimizer_6x.yml`` (``clip_grad_by_norm: 0.1``, ``regular
 ``ModelEMA(0.9999, "exponential")`` updated after every step, as ppdet's trainer does. Writes ``x``,
 ``y``, the initial state (``init/<name>``), the state after every step (``step<i>/<name>``), the EMA
 weights (``ema/<name>``) and the LR of every step (``lr``). Names are Paddle's; linear weights are
-(in, out). A second, longer EMA run (``LONG_STEPS`` updates of ``ModelEMA(0.9999, "exponential")`` on
+(in, out). A second, longer EMA run (``LONG_STEPS`` updates of ``ModelEMA(0.9999, "exponential")``
+on
 a linear 4->3 whose weights are redrawn from ``default_rng(1)`` before every update) writes
 ``ema_long/<step>/<name>`` after the updates listed in ``LONG_CHECKPOINTS``.
 """

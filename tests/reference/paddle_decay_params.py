@@ -1,4 +1,5 @@
-"""Paddle-side reference for the weight-decay test: which PicoDet parameters Paddle's L2 factor skips.
+"""Paddle-side reference for the weight-decay test: which PicoDet parameters Paddle's L2 factor
+skips.
 
 Runs under the Paddle interpreter only (never imports torch):
 

@@ -6,7 +6,8 @@ Runs under the Paddle interpreter only (never imports torch):
 
 ppdet 2.6.0 has no RT-DETR modules (HybridEncoder, RTDETRTransformer, PPHGNetV2), but its
 ``load_config`` only parses the YAML (the ``!PiecewiseDecay`` / ``!LinearWarmup`` tags are
-registered) and deep-merges the ``_BASE_`` files, on a fresh global config each time. Prints one JSON
+registered) and deep-merges the ``_BASE_`` files, on a fresh global config each time. Prints one
+JSON
 object ``{config stem: dump}``: every top-level value and every non-empty section as plain data
 (only what the YAML files give: module defaults are not added; the LR schedulers as the full
 attribute dicts of the objects ppdet builds, with their ``name``).

@@ -3,7 +3,8 @@
     python paddle_picodet_loss.py CONFIG.yml OUT_DIR
 
 Builds ppdet's PicoDet from CONFIG with random weights and BN statistics (``randomize`` of the
-head reference; cls biases near the focal prior), saves them to OUT_DIR/model.pdparams, then runs one fixed batch (two normalised
+head reference; cls biases near the focal prior), saves them to OUT_DIR/model.pdparams, then runs
+one fixed batch (two normalised
 320x320 images, GTs padded to 5 slots: 5 real boxes in image 0, one in image 1) through the model
 in train mode twice: with ``epoch_id`` 0 (ATSS) and ``epoch_id`` = static_assigner_epoch
 (task-aligned assigner). For each phase k it backpropagates the total loss and records

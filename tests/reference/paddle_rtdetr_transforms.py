@@ -4,7 +4,8 @@ Runs under the Paddle interpreter only (never imports torch):
 
     python paddle_rtdetr_transforms.py IN.npz OUT.npz
 
-``IN.npz`` holds ``image<i>`` (H, W, 3) uint8 RGB, ``boxes<i>`` (n, 4) float32 x1y1x2y2, ``labels<i>``
+``IN.npz`` holds ``image<i>`` (H, W, 3) uint8 RGB, ``boxes<i>`` (n, 4) float32 x1y1x2y2,
+``labels<i>``
 (n,) int32 and ``seeds`` (S,). For every image ``i`` and seed ``s`` the RT-DETR reader's operators
 run in order after ``np.random.seed(s)``: ``RandomExpand(fill_value=ImageNet mean)``,
 ``RandomCrop()``, ``RandomFlip()`` (their ppdet 2.6.0 code equals develop's; develop's extra

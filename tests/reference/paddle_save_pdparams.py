@@ -1,4 +1,5 @@
-"""Paddle-side reference for the .pdparams reader and converter tests (needs paddle only, not ppdet).
+"""Paddle-side reference for the .pdparams reader and converter tests (needs paddle only, not
+ppdet).
 
     python paddle_save_pdparams.py OUT_DIR
 
@@ -21,7 +22,8 @@ class Tiny(nn.Layer):
         super().__init__()
         self.conv = nn.Conv2D(3, 6, 3, padding=1)
         self.bn = nn.BatchNorm2D(6)
-        self.fc = nn.Linear(6, 6)  # square on purpose: a transposition cannot be guessed from shapes
+        # square on purpose: a transposition cannot be guessed from shapes
+        self.fc = nn.Linear(6, 6)
 
     def forward(self, x):
         return self.fc(self.bn(self.conv(x)).mean(axis=[2, 3]))

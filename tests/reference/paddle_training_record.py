@@ -9,7 +9,8 @@ import paddle
 
 
 def init_weights(net, rng):
-    """Seeded N(0, 0.5) weights (variances made positive); BatchNorm to eval mode. -> {name: array}"""
+    """Seeded N(0, 0.5) weights (variances made positive);
+    BatchNorm to eval mode. -> {name: array}"""
     init = {}
     for name, value in net.state_dict().items():
         array = rng.normal(0.0, 0.5, value.shape).astype("float32")

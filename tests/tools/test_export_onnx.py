@@ -48,16 +48,16 @@ def _reference(images):
     with torch.no_grad():
         sizes = torch.tensor([images.shape[-2:]] * len(images))
         dets = model.postprocess(model(images), torch.ones(len(images), 2), sizes, sizes)
-    rows = [(i, int(l), float(s), *map(float, b)) for i, d in enumerate(dets)
-            for b, s, l in zip(d.boxes, d.scores, d.labels)]
+    rows = [(i, int(label), float(s), *map(float, b)) for i, d in enumerate(dets)
+            for b, s, label in zip(d.boxes, d.scores, d.labels)]
     return sorted(rows, key=lambda r: (r[0], r[1], -r[2], r[3]))
 
 
 def _onnx_rows(outputs):
     boxes, scores, labels, batch = outputs
     assert boxes.dtype == np.float32 and labels.dtype == np.int64 and batch.dtype == np.int64
-    rows = [(int(i), int(l), float(s), *map(float, b))
-            for b, s, l, i in zip(boxes, scores, labels, batch)]
+    rows = [(int(i), int(label), float(s), *map(float, b))
+            for b, s, label, i in zip(boxes, scores, labels, batch)]
     return sorted(rows, key=lambda r: (r[0], r[1], -r[2], r[3]))
 
 

@@ -111,9 +111,9 @@ class StemBlock(nn.Module):
 
 
 class HGBlock(nn.Module):
-    """Paddle's HG_Block: ``layer_num`` chained convs whose outputs (and the input) are concatenated,
-    then squeezed (1x1 to Cout/2) and excited (1x1 to Cout); ``identity`` adds the input.
-    (N, Cin, H, W) -> (N, Cout, H, W)."""
+    """Paddle's HG_Block: ``layer_num`` chained convs whose outputs (and the input) are
+    concatenated, then squeezed (1x1 to Cout/2) and excited (1x1 to Cout); ``identity`` adds the
+    input. (N, Cin, H, W) -> (N, Cout, H, W)."""
 
     def __init__(self, in_channels, mid_channels, out_channels, kernel_size=3, layer_num=6,
                  identity=False, light_block=True, use_lab=False):
@@ -165,7 +165,8 @@ class PPHGNetV2(nn.Module):
     ``(1, 2, 3)``: ``[512, 1024, 2048]``). ``arch``: one of S, M, L, X, H.
 
     Freezing as Paddle's: with ``freeze_at >= 0`` the stem has ``requires_grad=False`` and, unless
-    ``freeze_stem_only``, so do stages ``0..freeze_at``. ``freeze_norm`` turns every BatchNorm into a
+    ``freeze_stem_only``, so do stages ``0..freeze_at``. ``freeze_norm`` turns every BatchNorm into
+    a
     ``FrozenBatchNorm2d``. Learning-rate multipliers: ``param_lr_mults()`` -> ``{parameter name:
     multiplier}``: stem ``lr_mult_list[0]``, stage ``i`` ``lr_mult_list[i + 1]``, times
     ``LAB_LR_SCALE`` (0.01) for the learnable affine blocks, as Paddle's ParamAttr.

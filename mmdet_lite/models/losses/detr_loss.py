@@ -127,7 +127,8 @@ class DETRLoss(nn.Module):
         return losses
 
     def _group(self, main, aux, targets, indices, num_gts, postfix):
-        """Terms of the ``main`` (logits, boxes) layer plus (if aux_loss) the summed ``aux`` ones."""
+        """Terms of the ``main`` (logits, boxes) layer plus (if aux_loss)
+        the summed ``aux`` ones."""
         losses = {f"loss_{k}{postfix}": v for k, v in
                   zip(_TERMS, self._layer_loss(*main, targets, indices, num_gts))}
         if self.aux_loss:

@@ -1,5 +1,5 @@
-"""CSP-PAN neck of PicoDet (PaddleDetection's ``CSPPAN``) and the path-aggregation topology it shares
-with ``LCPAN``."""
+"""CSP-PAN neck of PicoDet (PaddleDetection's ``CSPPAN``) and the path-aggregation topology it
+shares with ``LCPAN``."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -68,7 +68,8 @@ class PathAggregationNeck(nn.Module):
     ``make_block()`` map a concatenation (N, 2C, H, W) to (N, C, H, W). With
     ``num_features == L + 1`` an extra level at twice the last stride is the sum of two stride-2
     convs (``first_top_conv`` on the last lateral map, ``second_top_conv`` on the last output).
-    Output: list of ``num_features`` maps (N, C, H_i, W_i); ``out_channels`` is ``[C] * num_features``.
+    Output: list of ``num_features`` maps (N, C, H_i, W_i); ``out_channels`` is
+    ``[C] * num_features``.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, num_features, use_depthwise, act,
@@ -86,7 +87,8 @@ class PathAggregationNeck(nn.Module):
             self.second_top_conv = _down_conv(out_channels, kernel_size, 2, use_depthwise, act)
         self.top_down_blocks = nn.ModuleList(make_block() for _ in range(num_levels - 1))
         self.downsamples = nn.ModuleList(
-            _down_conv(out_channels, kernel_size, 2, use_depthwise, act) for _ in range(num_levels - 1))
+            _down_conv(out_channels, kernel_size, 2, use_depthwise, act)
+            for _ in range(num_levels - 1))
         self.bottom_up_blocks = nn.ModuleList(make_block() for _ in range(num_levels - 1))
 
     def forward(self, inputs):
@@ -104,7 +106,8 @@ class PathAggregationNeck(nn.Module):
 
 
 class CSPPAN(PathAggregationNeck):
-    """CSP path-aggregation neck: list of L maps -> list of ``num_features`` maps of ``out_channels``.
+    """CSP path-aggregation neck: list of L maps -> list of ``num_features`` maps of
+    ``out_channels``.
 
     Fusion blocks are ``CSPLayer(2C, C)`` without identity shortcut; downsampling convs are
     depthwise-separable when ``use_depthwise``. ``act`` is used everywhere (e.g. ``"relu6"`` for

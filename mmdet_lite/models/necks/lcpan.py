@@ -10,7 +10,8 @@ class LCPAN(PathAggregationNeck):
 
     Inputs (N, in_channels[i], H_i, W_i) at strides 8, 16, 32; outputs ``num_features`` maps of
     ``out_channels`` C (the 4th, at stride 64, when ``num_features=4``). Each fusion block is two
-    depthwise-separable blocks, 2C -> 2C -> C with ``kernel_size``. ``act`` is used by the lateral and
+    depthwise-separable blocks, 2C -> 2C -> C with ``kernel_size``. ``act`` is used by the lateral
+    and
     downsampling convs; the fusion blocks use ``block_act``, which Paddle fixes to hard swish.
     """
 
