@@ -1,4 +1,4 @@
-"""Shared test fixtures: the repository root, the shared configs and the Paddle reference interpreter."""
+"""Shared test fixtures: the repository root, the shared configs, the Paddle interpreter."""
 import os
 import subprocess
 import sys
@@ -25,7 +25,8 @@ def paddle_python():
 
 
 def run_paddle(script, *args, timeout=900):
-    """Run a reference script under the Paddle interpreter; return its stdout, fail with its stderr."""
+    """Run a reference script under the Paddle interpreter; return its stdout, fail with its
+    stderr."""
     env = dict(os.environ, OMP_NUM_THREADS="1", FLAGS_use_mkldnn="0", PYTHONPATH="")
     proc = subprocess.run([paddle_python(), str(script), *map(str, args)], capture_output=True,
                           text=True, env=env, timeout=timeout, cwd=REPO_ROOT)
@@ -35,7 +36,8 @@ def run_paddle(script, *args, timeout=900):
 
 
 def start_tool(tool, *args, cwd):
-    """``tools/<tool> args`` as a CPU-only, one-thread subprocess in ``cwd`` (``Popen``, text pipes)."""
+    """``tools/<tool> args`` as a CPU-only, one-thread subprocess in ``cwd`` (``Popen``, text
+    pipes)."""
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
                PYTHONPATH=str(REPO_ROOT))
     return subprocess.Popen([sys.executable, str(REPO_ROOT / "tools" / tool), *map(str, args)],

@@ -1,4 +1,4 @@
-"""Sample transforms from an exp's config: one registry of ppdet-named transforms for every family."""
+"""Sample transforms from an exp's config: one registry of ppdet-named transforms, all families."""
 from mmdet_lite.data.geometric import RandomCrop, RandomExpand, RandomFlip
 from mmdet_lite.data.mosaic import Mosaic
 from mmdet_lite.data.photometric import AugmentHSV, PILRandomDistort, RandomDistort

@@ -23,7 +23,8 @@ _ACTIVATIONS = {
 def get_activation(name):
     """Return a fresh activation module for a Paddle-style name (``None`` gives Identity)."""
     if name not in _ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose from {sorted(k for k in _ACTIVATIONS if k)}")
+        known = sorted(k for k in _ACTIVATIONS if k)
+        raise ValueError(f"unknown activation {name!r}; choose from {known}")
     return _ACTIVATIONS[name]()
 
 
@@ -145,12 +146,15 @@ class SEModule(nn.Module):
 
 
 class DepthwiseSeparable(nn.Module):
-    """Depthwise k x k ConvBN -> optional SE -> pointwise 1x1 ConvBN: (N, Cin, H, W) -> (N, Cout, H/s, W/s).
+    """Depthwise k x k ConvBN -> optional SE -> pointwise 1x1 ConvBN.
+
+    (N, Cin, H, W) -> (N, Cout, H/s, W/s).
 
     The one block behind Paddle's LCNet ``DepthwiseSeparable`` and csp_pan ``DPModule``:
     ``dw_conv`` maps ``in_channels`` to ``mid_channels`` (default ``in_channels``) with
-    ``groups=mid_channels``; ``pw_conv`` maps ``mid_channels`` to ``out_channels``. ``act_out=False``
-    leaves the pointwise conv without activation (``DPModule(use_act_in_out=False)``).
+    ``groups=mid_channels``; ``pw_conv`` maps ``mid_channels`` to ``out_channels``.
+    ``act_out=False`` leaves the pointwise conv without activation
+    (``DPModule(use_act_in_out=False)``).
     A ``DPModule(cin, cout, k, stride, act)`` is ``DepthwiseSeparable(cin, cout, k, stride, act,
     mid_channels=cout)``.
     """
@@ -218,7 +222,7 @@ class FrozenBatchNorm2d(nn.Module):
 
     @classmethod
     def convert(cls, module):
-        """Replace every BatchNorm2d / SyncBatchNorm in ``module`` by a frozen copy; return the result.
+        """Replace every BatchNorm2d / SyncBatchNorm in ``module`` by a frozen copy; return it.
 
         Works in place on children; a bare BatchNorm module comes back as a new FrozenBatchNorm2d.
         """

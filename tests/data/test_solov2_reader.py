@@ -14,8 +14,12 @@ from mmdet_lite.data.resize import PadBatch, RandomResize, Resize
 from mmdet_lite.data.train_loader import SampleRandom
 from mmdet_lite.utils.errors import UserError
 
-from solov2_cases import our_sample, solov2_collate
-from solov2_cases import solov2_reference  # noqa: F401 (fixture)
+from solov2_cases import (
+    our_sample,
+    solov2_collate,
+)
+
+pytest_plugins = ["solov2_cases"]  # the solov2_reference fixture
 
 # ppdet runs OpenCV 4.5.5: ours rounds INTER_CUBIC / LANCZOS4 one level off at a few values
 # (tests/data/test_transforms.py measures it); linear, nearest and area stay bit-exact here.

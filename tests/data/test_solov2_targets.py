@@ -11,9 +11,15 @@ from mmdet_lite.data.solov2_targets import Gt2Solov2Target
 from mmdet_lite.data.synthetic import make_shapes_dataset
 from mmdet_lite.data.train_loader import build_train_loader
 
-from solov2_cases import (NUM_GRIDS, SCALE_RANGES, make_records, our_sample,
-                          solov2_collate)
-from solov2_cases import solov2_reference  # noqa: F401 (fixture)
+from solov2_cases import (
+    NUM_GRIDS,
+    SCALE_RANGES,
+    make_records,
+    our_sample,
+    solov2_collate,
+)
+
+pytest_plugins = ["solov2_cases"]  # the solov2_reference fixture
 
 TARGET_KEYS = ("ins_label", "cate_label", "grid_order")
 

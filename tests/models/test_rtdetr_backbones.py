@@ -140,7 +140,7 @@ HF_CASES = {
 
 @pytest.mark.parametrize("case", sorted(HF_CASES))
 def test_parity_with_hf(case):
-    """Our features equal HF's (RT-DETR ResNet-vd / HGNetV2 backbone) with the same random weights."""
+    """Our features equal HF's (RT-DETR ResNet-vd / HGNetV2 backbone), same random weights."""
     torch.manual_seed(0)
     build_ours, build_hf, hf_to_ours = HF_CASES[case]
     ours, hf = build_ours().eval(), build_hf().eval()
@@ -177,7 +177,8 @@ def test_convert_pretrained_names(variant, paddle_keys):
     """ImageNet-pretrained files (ppdet names without ``backbone.``, plus a classifier) convert."""
     with torch.device("meta"):
         model = Detector(PADDLE_VARIANTS[variant]())
-    params = {k[len("backbone."):]: np.zeros(s, np.float32) for k, s in paddle_keys[variant].items()}
+    params = {k[len("backbone."):]: np.zeros(s, np.float32)
+              for k, s in paddle_keys[variant].items()}
     params.update({k: np.zeros(s, np.float32) for k, s in CLASSIFIER_KEYS.items()})
     state_dict, report = convert_state_dict(params, model, RTDETR_BACKBONE_RULES,
                                             only_backbone=True)
@@ -209,7 +210,8 @@ def test_resnet_freezing_and_lr_mults():
 def test_hgnet_freezing_and_lr_mults():
     model = PPHGNetV2("L", use_lab=True, freeze_stem_only=False, freeze_at=1,
                       lr_mult_list=(0.0, 0.1, 0.2, 0.3, 0.4))
-    frozen = {".".join(n.split(".")[:2]) for n, p in model.named_parameters() if not p.requires_grad}
+    frozen = {".".join(n.split(".")[:2]) for n, p in model.named_parameters()
+              if not p.requires_grad}
     assert frozen == {"stem.stem1", "stem.stem2a", "stem.stem2b", "stem.stem3", "stem.stem4",
                       "stages.0", "stages.1"}
     mults = model.param_lr_mults()

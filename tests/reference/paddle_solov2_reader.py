@@ -27,8 +27,15 @@ import numpy as np
 
 with contextlib.redirect_stdout(io.StringIO()):  # ppdet prints warnings on import
     from ppdet.data.transform.batch_operators import Gt2Solov2Target, PadBatch
-    from ppdet.data.transform.operators import (Permute, Poly2Mask, RandomCrop, RandomDistort,
-                                                RandomFlip, RandomResize, Resize)
+    from ppdet.data.transform.operators import (
+        Permute,
+        Poly2Mask,
+        RandomCrop,
+        RandomDistort,
+        RandomFlip,
+        RandomResize,
+        Resize,
+    )
 
 CONFIGS = [
     # 0: solov2_reader.yml's Resize (keep_ratio, interp 1) and RandomFlip, smaller sizes
