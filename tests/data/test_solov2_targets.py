@@ -46,7 +46,7 @@ def test_targets_match_ppdet(solov2_reference):
                     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, key
                     np.testing.assert_array_equal(ours, theirs, err_msg=f"batch {j} {k} {key}")
                 order = batch[f"grid_order{level}"][k]
-                real = order[batch[f"ins_label{level}"][k].flatten(1).any(1)]
+                real = order[batch[f"ins_label{level}"][k].flatten(1).bool().any(1)]
                 positives[level] += len(real)
                 shared_cells += len(real) > len(set(real.tolist()))
         without_targets += sum(batch[f"ins_label{level}"].shape[1] == 0
