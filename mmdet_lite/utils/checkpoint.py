@@ -15,7 +15,10 @@ import torch
 
 from .errors import UserError
 
-__all__ = ["LoadReport", "read_checkpoint", "load_checkpoint", "load_weights", "save_checkpoint"]
+__all__ = ["LoadReport", "read_checkpoint", "load_checkpoint", "load_weights", "save_checkpoint",
+           "remove_stale_temporaries", "checkpoint_epoch"]
+
+_TMP_SUFFIX = ".tmp"
 
 _MAX_LISTED = 8
 
@@ -156,7 +159,7 @@ def save_checkpoint(obj, path):
     """
     path = Path(path)
     folder = path.parent
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + _TMP_SUFFIX)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
@@ -170,6 +173,25 @@ def save_checkpoint(obj, path):
         raise UserError(f"cannot write checkpoint {path} in folder {folder}: "
                         f"{err.strerror or err}") from None
     return path
+
+
+def remove_stale_temporaries(folder):
+    """Delete the ``*.pth.tmp`` files that a killed ``save_checkpoint`` left in ``folder``;
+    return their paths."""
+    folder = Path(folder)
+    stale = sorted(folder.glob(f"*.pth{_TMP_SUFFIX}")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def checkpoint_epoch(path):
+    """The ``epoch`` (completed epochs) a training checkpoint at ``path`` records, else None."""
+    try:
+        epoch = read_checkpoint(path).get("epoch")
+    except UserError:
+        return None
+    return int(epoch) if isinstance(epoch, int) else None
 
 
 def _first_line(err):
