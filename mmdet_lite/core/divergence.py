@@ -105,8 +105,9 @@ def forward_losses(model, raw_model, images, targets):
         module = nonfinite_prediction(raw_model, images, targets)
         if module is None:
             raise
-        return None, (f"the predictions are not finite (NaN first in {module}; the loss raised "
-                      f"{type(err).__name__})")
+        first_line = (str(err).strip().splitlines() or [""])[0][:120]
+        return None, (f"the predictions are not finite (NaN from {module} on; the loss raised "
+                      f"{type(err).__name__}: {first_line})")
 
 
 def nonfinite_saved_state(checkpoint):
