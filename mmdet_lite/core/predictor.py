@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from loguru import logger
 
-from mmdet_lite.core.class_names import exp_class_names
+from mmdet_lite.core.class_names import adopt_checkpoint_classes, exp_class_names
 from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.tensors import to_float32
-from mmdet_lite.utils.checkpoint import load_weights
+from mmdet_lite.utils.checkpoint import load_checkpoint_state, load_weights
 from mmdet_lite.utils.device import preferred_memory_format, select_device
 from mmdet_lite.utils.errors import UserError
 
@@ -33,6 +33,13 @@ class Result:
 
     def __len__(self):
         return len(self.scores)
+
+    def __repr__(self):
+        counts = np.bincount(self.labels, minlength=1) if len(self) else np.zeros(0, np.int64)
+        found = ", ".join(f"{n} {self.names[k] if k < len(self.names) else k}"
+                          for k, n in enumerate(counts) if n)
+        return (f"Result({len(self)} detections{': ' + found if found else ''}"
+                f"{', masks' if self.masks is not None else ''})")
 
 
 def parse_tsize(tsize):
@@ -69,6 +76,14 @@ def build_exp(exp_file, opts=(), tsize=None, exp_name=None):
     return exp
 
 
+def clip_to_image(result, image_hw):
+    """``result`` with its boxes clipped to the image (0..w, 0..h) of size ``image_hw`` (h, w)."""
+    h, w = (float(v) for v in image_hw)
+    np.clip(result.boxes[:, 0::2], 0.0, w, out=result.boxes[:, 0::2])
+    np.clip(result.boxes[:, 1::2], 0.0, h, out=result.boxes[:, 1::2])
+    return result
+
+
 def _looks_like_name(exp_file):
     text = os.fspath(exp_file)
     return not os.path.exists(text) and os.sep not in text and not text.endswith(".py")
@@ -101,8 +116,9 @@ class Predictor:
         nms = head.get("nms") if isinstance(head, dict) else None
         if isinstance(nms, dict) and nms.get("score_threshold", 0.0) > self.conf:
             nms["score_threshold"] = self.conf  # NMS must not drop what ``conf`` keeps
+        state = adopt_checkpoint_classes(self.exp, ckpt, given=opts[0::2])
         self.model = self.exp.get_model()
-        load_weights(self.model, ckpt)
+        load_weights(self.model, load_checkpoint_state(state, ckpt), source=ckpt)
         self.model.eval()
         if fuse:
             fuse_model(self.model)
@@ -142,7 +158,8 @@ class Predictor:
             outputs = to_float32(self.model(x))
         detections = self.model.postprocess(outputs, batch["scale_factors"].to(self.device),
                                             batch["input_sizes"].to(self.device))
-        return [self._result(det) for det in detections]
+        return [clip_to_image(self._result(det), hw) for det, hw in zip(detections,
+                                                                         batch["orig_sizes"])]
 
     def __call__(self, image):
         """A path or a BGR uint8 array (H, W, 3) -> ``Result`` in the image's pixels."""

@@ -15,7 +15,8 @@ import torch
 
 from .errors import UserError
 
-__all__ = ["LoadReport", "read_checkpoint", "load_checkpoint", "load_weights", "save_checkpoint",
+__all__ = ["LoadReport", "read_checkpoint", "load_checkpoint", "load_checkpoint_state",
+           "load_weights", "save_checkpoint",
            "remove_stale_temporaries", "checkpoint_epoch"]
 
 _TMP_SUFFIX = ".tmp"
@@ -59,7 +60,11 @@ def load_checkpoint(path):
 
     A ``module.`` prefix left by DistributedDataParallel is removed.
     """
-    obj = read_checkpoint(path)
+    return load_checkpoint_state(read_checkpoint(path), path)
+
+
+def load_checkpoint_state(obj, path):
+    """``load_checkpoint`` of a dict already read from ``path`` (named in errors)."""
     state = obj["model"] if isinstance(obj.get("model"), dict) else obj
     bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad or not state:
@@ -108,16 +113,17 @@ class LoadReport:
         return [(what, names) for what, names in kinds if names]
 
 
-def load_weights(model, checkpoint, strict=True):
+def load_weights(model, checkpoint, strict=True, source=None):
     """Load a checkpoint (path or state dict) into ``model``; return a ``LoadReport``.
 
+    ``source`` names a state dict's file in errors.
     ``strict=True``: any missing, unexpected or shape-mismatched tensor is a ``UserError`` listing
     them (e.g. a checkpoint of another model or another number of classes). ``strict=False``: the
     tensors that fit are loaded and the rest is reported (transfer learning). BatchNorm's
     ``num_batches_tracked`` counters never count as missing.
     """
     is_path = isinstance(checkpoint, (str, os.PathLike))
-    source = str(checkpoint) if is_path else "the state dict"
+    source = str(checkpoint) if is_path else (source or "the state dict")
     state = load_checkpoint(checkpoint) if is_path else checkpoint
     own = model.state_dict()
     report = LoadReport()
