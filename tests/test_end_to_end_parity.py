@@ -89,7 +89,7 @@ def our_outputs(name, pth, images, thresholds):
     exp_file = REPO_ROOT / "exps/picodet" / f"{name}.py"
     # conf at the NMS score threshold leaves Paddle's NMS settings untouched.
     conf = get_exp(exp_file).head["nms"]["score_threshold"]
-    predictor = Predictor(exp_file, pth, device="cpu", conf=conf)
+    predictor = Predictor(exp_file, pth, device="cpu", conf=conf, clip=False)  # Paddle's: unclipped
     model, seen = predictor.model, {}
     model.head.register_forward_hook(lambda m, i, o: seen.update(raw=[t[0].clone() for t in o]))
     model.backbone.register_forward_pre_hook(lambda m, i: seen.update(input=i[0][0].clone()))
@@ -97,7 +97,7 @@ def our_outputs(name, pth, images, thresholds):
     for path, threshold in zip(images, thresholds):
         rows = _rows(predictor(path))
         scores, bboxes = (t.numpy() for t in seen["raw"])
-        strict = Predictor(exp_file, pth, device="cpu", conf=threshold,
+        strict = Predictor(exp_file, pth, device="cpu", conf=threshold, clip=False,
                            head__nms__score_threshold=threshold)
         outputs.append(dict(input=seen["input"].numpy(), scores=scores, bboxes=bboxes, rows=rows,
                             rows_thr=_rows(strict(path))))

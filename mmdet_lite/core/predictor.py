@@ -94,7 +94,8 @@ class Predictor:
     """Run a detector described by an exp file (path, exp name or exp object) with a checkpoint.
 
     ``Predictor(exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, fuse=False,
-    **overrides)``; ``fuse`` folds BatchNorm into the convolutions (``fuse_model``);
+    clip=True, **overrides)``; ``fuse`` folds BatchNorm into the convolutions (``fuse_model``);
+    boxes are clipped to the image unless ``clip=False`` (raw values, to compare with references);
     ``overrides`` are exp fields as in ``KEY VALUE`` (``num_classes=5``; nested keys with ``__`` or
     ``**{"head.nms.keep_top_k": 50}``). ``predictor(image)`` takes a path or a BGR uint8 array
     (H, W, 3) and returns a ``Result`` with the detections scoring at least ``conf``;
@@ -102,7 +103,7 @@ class Predictor:
     """
 
     def __init__(self, exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, fuse=False,
-                 **overrides):
+                 clip=True, **overrides):
         opts = []
         for key, value in overrides.items():
             opts += [key.replace("__", "."), value]
@@ -112,6 +113,7 @@ class Predictor:
         if fp16 and not self.fp16:
             logger.warning("fp16 inference needs a GPU; running in float32")
         self.conf = float(conf)
+        self.clip = bool(clip)
         head = getattr(self.exp, "head", None)
         nms = head.get("nms") if isinstance(head, dict) else None
         if isinstance(nms, dict) and nms.get("score_threshold", 0.0) > self.conf:
@@ -158,8 +160,9 @@ class Predictor:
             outputs = to_float32(self.model(x))
         detections = self.model.postprocess(outputs, batch["scale_factors"].to(self.device),
                                             batch["input_sizes"].to(self.device))
-        return [clip_to_image(self._result(det), hw) for det, hw in zip(detections,
-                                                                         batch["orig_sizes"])]
+        results = [self._result(det) for det in detections]
+        return [clip_to_image(r, hw) for r, hw in zip(results, batch["orig_sizes"])] \
+            if self.clip else results
 
     def __call__(self, image):
         """A path or a BGR uint8 array (H, W, 3) -> ``Result`` in the image's pixels."""
