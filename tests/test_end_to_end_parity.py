@@ -97,7 +97,7 @@ def our_outputs(name, pth, images, thresholds, ref):
     exp_file = REPO_ROOT / "exps/picodet" / f"{name}.py"
     # conf at the NMS score threshold leaves Paddle's NMS settings untouched.
     conf = get_exp(exp_file).get_score_threshold()
-    predictor = Predictor(exp_file, pth, device="cpu", conf=conf)
+    predictor = Predictor(exp_file, pth, device="cpu", conf=conf, clip=False)  # Paddle's: unclipped
     model, seen = predictor.model, {}
     model.backbone.register_forward_pre_hook(lambda m, i: seen.update(input=i[0][0].clone()))
     outputs = []
@@ -107,7 +107,7 @@ def our_outputs(name, pth, images, thresholds, ref):
             paddle_input = torch.from_numpy(ref[f"image{k}"]).float()[None]
             raw = model.head(model.forward_features(paddle_input))
         scores, bboxes = (t[0].numpy() for t in raw)
-        strict = Predictor(exp_file, pth, device="cpu", conf=threshold,
+        strict = Predictor(exp_file, pth, device="cpu", conf=threshold, clip=False,
                            head__nms__score_threshold=threshold)
         outputs.append(dict(input=seen["input"].numpy(), scores=scores, bboxes=bboxes, rows=rows,
                             rows_thr=_rows(strict(path))))

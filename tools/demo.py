@@ -4,8 +4,9 @@
     python tools/demo.py image|video|webcam -f EXP -c CKPT --path FILE_OR_DIR [--conf 0.3]
                          [--tsize S] [--save_result] [--device gpu|cpu] [KEY VALUE ...]
 
-``--save_result`` draws boxes, class names and scores into
-``<output_dir>/<exp_name>/vis_res/<timestamp>/`` and prints where.
+``--save_result`` draws boxes, class names and scores into ``<folder>/vis_res/<timestamp>/`` and
+prints where; ``<folder>`` is the training folder of ``-c`` (the one holding ``train_log.txt``)
+unless ``output_dir`` is given, else ``<output_dir>/<exp_name>`` (``./outputs/<exp_name>``).
 """
 import sys
 from pathlib import Path

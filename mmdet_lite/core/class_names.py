@@ -2,7 +2,7 @@
 import json
 import os
 
-__all__ = ["COCO_CLASSES", "exp_class_names"]
+__all__ = ["COCO_CLASSES", "exp_class_names", "adopt_checkpoint_classes"]
 
 COCO_CLASSES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -51,3 +51,27 @@ def exp_class_names(exp):
     if num_classes == len(COCO_CLASSES):
         return list(COCO_CLASSES)
     return [str(i) for i in range(num_classes)]
+
+
+def adopt_checkpoint_classes(exp, ckpt_path, given=()):
+    """Set ``exp.num_classes`` and ``exp.class_names`` from a checkpoint written by training
+    (which records both), unless the keys ``given`` (overrides the user typed) name them.
+
+    So the exp a model was trained with, without ``num_classes 5`` and without its annotation
+    file, still builds the right head and labels. Returns the checkpoint dict.
+    """
+    from loguru import logger
+
+    from mmdet_lite.utils.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(ckpt_path)
+    num_classes, names = ckpt.get("num_classes"), ckpt.get("class_names")
+    if isinstance(num_classes, int) and "num_classes" not in given \
+            and num_classes != int(exp.num_classes):
+        logger.info(f"{ckpt_path} was trained for {num_classes} classes: num_classes "
+                    f"{exp.num_classes} -> {num_classes}")
+        exp.num_classes = num_classes
+    if isinstance(names, list) and len(names) == int(exp.num_classes) \
+            and not getattr(exp, "class_names", None) and "class_names" not in given:
+        exp.class_names = [str(n) for n in names]
+    return ckpt

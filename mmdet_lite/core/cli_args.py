@@ -146,7 +146,9 @@ def demo_parser():
     parser.add_argument("--conf", type=float, default=0.3, help="minimum score drawn / printed")
     _tsize_arg(parser)
     parser.add_argument("--save_result", action="store_true",
-                        help="save drawn results under <output_dir>/<exp_name>/vis_res/<time>/")
+                        help="save drawn results under <folder>/vis_res/<time>/: the training "
+                             "folder of -c (train_log.txt beside it) unless output_dir is given, "
+                             "else <output_dir>/<exp_name>")
     _device_args(parser)
     _opts_arg(parser)
     return parser

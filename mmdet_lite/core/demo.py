@@ -94,6 +94,15 @@ def _video_demo(predictor, source, save_path, conf, show):
     logger.info(f"{frames} frames processed")
 
 
+def _results_root(ckpt, opts, predictor):
+    """The folder of a training run's checkpoint (``train_log.txt`` beside it) unless
+    ``output_dir`` is given, else ``<output_dir>/<exp_name>``."""
+    folder = os.path.dirname(os.path.abspath(ckpt))
+    if "output_dir" not in opts[0::2] and os.path.isfile(os.path.join(folder, "train_log.txt")):
+        return folder
+    return predictor.exp.save_dir
+
+
 def run_demo(args):
     """Everything ``tools/demo.py`` does, for parsed ``args`` (see ``cli_args.demo_parser``)."""
     from mmdet_lite.core.cli_args import split_opts
@@ -112,7 +121,8 @@ def run_demo(args):
     save_dir = None
     if args.save_result:
         stamp = time.strftime("%Y_%m_%d_%H_%M_%S", time.localtime())
-        save_dir = ensure_writable_dir(os.path.join(predictor.exp.save_dir, "vis_res", stamp))
+        save_dir = ensure_writable_dir(os.path.join(_results_root(args.ckpt, opts, predictor),
+                                                    "vis_res", stamp))
     if args.demo == "image":
         _image_demo(predictor, paths, args.path, save_dir, args.conf)
     else:

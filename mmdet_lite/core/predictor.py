@@ -7,11 +7,11 @@ import numpy as np
 import torch
 from loguru import logger
 
-from mmdet_lite.core.class_names import exp_class_names
+from mmdet_lite.core.class_names import adopt_checkpoint_classes, exp_class_names
 from mmdet_lite.exp import build_exp
 from mmdet_lite.models.architectures.base import POSTPROCESS_SIZES
 from mmdet_lite.models.fuse import fuse_model
-from mmdet_lite.utils.checkpoint import load_weights
+from mmdet_lite.utils.checkpoint import load_checkpoint_state, load_weights
 from mmdet_lite.utils.device import preferred_memory_format, select_device
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.tensors import to_float32
@@ -36,12 +36,28 @@ class Result:
     def __len__(self):
         return len(self.scores)
 
+    def __repr__(self):
+        counts = np.bincount(self.labels, minlength=1) if len(self) else np.zeros(0, np.int64)
+        found = ", ".join(f"{n} {self.names[k] if k < len(self.names) else k}"
+                          for k, n in enumerate(counts) if n)
+        return (f"Result({len(self)} detections{': ' + found if found else ''}"
+                f"{', masks' if self.masks is not None else ''})")
+
+
+def clip_to_image(result, image_hw):
+    """``result`` with its boxes clipped to the image (0..w, 0..h) of size ``image_hw`` (h, w)."""
+    h, w = (float(v) for v in image_hw)
+    np.clip(result.boxes[:, 0::2], 0.0, w, out=result.boxes[:, 0::2])
+    np.clip(result.boxes[:, 1::2], 0.0, h, out=result.boxes[:, 1::2])
+    return result
+
 
 class Predictor:
     """Run a detector described by an exp file (path, exp name or exp object) with a checkpoint.
 
     ``Predictor(exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, fuse=False,
-    **overrides)``; ``fuse`` folds BatchNorm into the convolutions (``fuse_model``);
+    clip=True, **overrides)``; ``fuse`` folds BatchNorm into the convolutions (``fuse_model``);
+    boxes are clipped to the image unless ``clip=False`` (raw values, to compare with references);
     ``overrides`` are exp fields as in ``KEY VALUE`` (``num_classes=5``; nested keys with ``__`` or
     ``**{"head.nms.keep_top_k": 50}``). ``predictor(image)`` takes a path or a BGR uint8 array
     (H, W, 3) and returns a ``Result`` with the detections scoring at least ``conf``;
@@ -49,7 +65,7 @@ class Predictor:
     """
 
     def __init__(self, exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, fuse=False,
-                 **overrides):
+                 clip=True, **overrides):
         opts = []
         for key, value in overrides.items():
             opts += [key.replace("__", "."), value]
@@ -59,11 +75,13 @@ class Predictor:
         if fp16 and not self.fp16:
             logger.warning("fp16 inference needs a GPU; running in float32")
         self.conf = float(conf)
+        self.clip = bool(clip)
         threshold = self.exp.get_score_threshold()
         if threshold is not None and threshold > self.conf:
             self.exp.set_score_threshold(self.conf)  # NMS must not drop what ``conf`` keeps
+        state = adopt_checkpoint_classes(self.exp, ckpt, given=opts[0::2])
         self.model = self.exp.get_model()
-        load_weights(self.model, ckpt)
+        load_weights(self.model, load_checkpoint_state(state, ckpt), source=ckpt)
         self.model.eval()
         if fuse:
             fuse_model(self.model)
@@ -102,7 +120,9 @@ class Predictor:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
             outputs = to_float32(self.model(x))
         sizes = [batch[key].to(self.device) for key in POSTPROCESS_SIZES]
-        return [self._result(det) for det in self.model.postprocess(outputs, *sizes)]
+        results = [self._result(det) for det in self.model.postprocess(outputs, *sizes)]
+        return [clip_to_image(r, hw) for r, hw in zip(results, batch["orig_sizes"])] \
+            if self.clip else results
 
     def __call__(self, image):
         """A path or a BGR uint8 array (H, W, 3) -> ``Result`` in the image's pixels."""

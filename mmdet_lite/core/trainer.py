@@ -16,9 +16,21 @@ import torch.distributed as dist
 from loguru import logger
 from torch.nn.parallel import DistributedDataParallel
 
+from mmdet_lite.core.class_names import exp_class_names
+from mmdet_lite.core.divergence import (
+    forward_losses,
+    last_good_checkpoint,
+    nonfinite_loss,
+    nonfinite_saved_state,
+)
 from mmdet_lite.core.ema import ModelEMA
 from mmdet_lite.data.train_loader import batch_to_device
-from mmdet_lite.utils.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from mmdet_lite.utils.checkpoint import (
+    load_weights,
+    read_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 from mmdet_lite.utils.device import preferred_memory_format, select_device
 from mmdet_lite.utils.dist import (
     all_gather_object,
@@ -29,7 +41,7 @@ from mmdet_lite.utils.dist import (
 )
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.logger import setup_logger
-from mmdet_lite.utils.rng import get_rng_state, seed_everything, set_rng_state
+from mmdet_lite.utils.rng import get_rng_state, run_seed, seed_everything, set_rng_state
 
 __all__ = ["Trainer", "TrainingDiverged", "run_training"]
 
@@ -66,7 +78,8 @@ class Trainer:
     ``epoch_<N>.pth`` every ``snapshot_epoch``) hold ``model`` (the weights to use: EMA-averaged
     when EMA is on), ``train_model`` (the raw training weights), ``ema``, ``optimizer``,
     ``scheduler``, ``scaler``, ``epoch`` (completed), ``iteration``, ``best_ap``, ``seed``, ``rng``
-    (per rank) and ``exp_name``.
+    (per rank), ``exp_name``, ``num_classes`` and ``class_names``; none is written when one of
+    their tensors is not finite (``TrainingDiverged``; the previous files stay).
     """
 
     def __init__(self, exp, args):
@@ -118,6 +131,10 @@ class Trainer:
                 self.before_epoch()
                 self.train_in_iter()
                 self.after_epoch()
+        except KeyboardInterrupt:
+            logger.warning(f"interrupted at epoch {self.epoch + 1}/{self.max_epoch}: "
+                           f"{last_good_checkpoint(self.save_dir)}; --resume continues from it")
+            raise
         finally:
             if self.writer is not None:
                 self.writer.close()
@@ -126,6 +143,9 @@ class Trainer:
 
     def before_train(self):
         setup_logger(self.save_dir, self.rank, filename="train_log.txt", mode="a")
+        if self.is_main:
+            for path in remove_stale_temporaries(self.save_dir):
+                logger.warning(f"removed {path}, left by an interrupted checkpoint write")
         logger.info(f"args: {vars(self.args) if hasattr(self.args, '__dict__') else self.args}")
         logger.info(f"exp:\n{self.exp}")
         if self._arg("fp16") and not self.fp16:
@@ -134,7 +154,7 @@ class Trainer:
         if resume and ckpt_path is None:
             ckpt_path = os.path.join(self.save_dir, "latest_ckpt.pth")
         ckpt = read_checkpoint(ckpt_path) if resume else None
-        self.seed = self._resolve_seed(ckpt)
+        self.seed = run_seed(None if ckpt is None else ckpt.get("seed"), self.exp.seed)
         seed_everything(self.seed + self.rank)
 
         self.raw_model = self._build_model(None if resume else ckpt_path)
@@ -240,9 +260,9 @@ class Trainer:
         targets["epoch_id"] = self.epoch
         lr = self.lr_scheduler.step(self.optimizer, self.progress_iter)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
-            losses = self.model(images, targets)
+            losses, problem = forward_losses(self.model, self.raw_model, images, targets)
+        self._check_finite(problem or nonfinite_loss(losses))
         loss = losses["total_loss"]
-        self._check_finite(loss)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         clip = self.exp.clip_grad_norm
@@ -259,8 +279,6 @@ class Trainer:
         self.meters["lr"].append(lr)
 
     def after_epoch(self):
-        if not all(bool(torch.isfinite(p).all()) for p in self.raw_model.parameters()):
-            self._diverged("the weights are not finite")
         done = self.epoch + 1
         last = done == self.max_epoch
         snapshot = last or done % max(1, self.exp.snapshot_epoch) == 0
@@ -269,10 +287,13 @@ class Trainer:
             weights = self.ema.snapshot() if snapshot else self.ema.averaged()
         else:
             weights = {k: v.detach().clone() for k, v in self.raw_model.state_dict().items()}
+        problem = nonfinite_saved_state(self.checkpoint(weights, rng=None))  # before eval or save
+        if problem:
+            self._diverged(problem)
         is_best = False
         if do_eval:
             ap = self.evaluate(weights)
-            is_best = ap >= self.best_ap
+            is_best = ap > self.best_ap  # a tie is no new best; best_ap is -1 before any
             self.best_ap = max(self.best_ap, ap)
         self.save(weights, snapshot, is_best)
 
@@ -280,17 +301,16 @@ class Trainer:
         logger.info(f"training of {self.exp.exp_name} finished; best AP {self.best_ap * 100:.2f}")
 
     # ------------------------------------------------------------------ steps
-    def _check_finite(self, loss):
-        bad = (~torch.isfinite(loss.detach())).float().reshape(())
+    def _check_finite(self, what):
+        """Stop every rank when one found a problem (``what``: a message or None)."""
+        bad = torch.tensor(float(what is not None), device=self.device)
         if self.world_size > 1:
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)
         if bad.item():
-            self._diverged(f"loss is {loss.item()}")
+            self._diverged(what or "the loss is not finite on another process")
 
     def _diverged(self, what):
-        latest = os.path.join(self.save_dir, "latest_ckpt.pth")
-        kept = (f"the last good checkpoint is {latest}" if os.path.exists(latest)
-                else "no checkpoint was written yet")
+        kept = last_good_checkpoint(self.save_dir)
         error = TrainingDiverged(
             f"{what} at epoch {self.epoch + 1}/{self.max_epoch}, iteration {self.iter + 1}/"
             f"{self.iters_per_epoch} (global iteration {self.progress_iter + 1}): training "
@@ -341,7 +361,8 @@ class Trainer:
                     ema=None if self.ema is None else self.ema.state_dict(),
                     optimizer=self.optimizer.state_dict(), scheduler=self.lr_scheduler.state_dict(),
                     scaler=self.scaler.state_dict(), epoch=done, iteration=done * self.iters_per_epoch,
-                    best_ap=self.best_ap, seed=self.seed, rng=rng, exp_name=self.exp.exp_name)
+                    best_ap=self.best_ap, seed=self.seed, rng=rng, exp_name=self.exp.exp_name,
+                    num_classes=int(self.exp.num_classes), class_names=exp_class_names(self.exp))
 
     def save(self, weights, snapshot, is_best):
         rng = all_gather_object(get_rng_state())
@@ -353,16 +374,6 @@ class Trainer:
                 save_checkpoint(ckpt, os.path.join(self.save_dir, name))
             logger.info(f"saved {', '.join(names)} in {self.save_dir}")
         synchronize()
-
-    def _resolve_seed(self, ckpt):
-        if ckpt is not None and ckpt.get("seed") is not None:
-            return int(ckpt["seed"])
-        if self.exp.seed is not None:
-            return int(self.exp.seed)
-        seed = [int.from_bytes(os.urandom(4), "little") // 2]
-        if self.world_size > 1:
-            dist.broadcast_object_list(seed, src=0)
-        return seed[0]
 
     def _resume(self, ckpt, path):
         """Restore everything from ``ckpt``; return this rank's RNG state (restored last)."""

@@ -15,7 +15,11 @@ import torch
 
 from .errors import UserError
 
-__all__ = ["LoadReport", "read_checkpoint", "load_checkpoint", "load_weights", "save_checkpoint"]
+__all__ = ["LoadReport", "read_checkpoint", "load_checkpoint", "load_checkpoint_state",
+           "load_weights", "save_checkpoint",
+           "remove_stale_temporaries", "checkpoint_epoch"]
+
+_TMP_SUFFIX = ".tmp"
 
 _MAX_LISTED = 8
 
@@ -56,7 +60,11 @@ def load_checkpoint(path):
 
     A ``module.`` prefix left by DistributedDataParallel is removed.
     """
-    obj = read_checkpoint(path)
+    return load_checkpoint_state(read_checkpoint(path), path)
+
+
+def load_checkpoint_state(obj, path):
+    """``load_checkpoint`` of a dict already read from ``path`` (named in errors)."""
     state = obj["model"] if isinstance(obj.get("model"), dict) else obj
     bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad or not state:
@@ -105,16 +113,17 @@ class LoadReport:
         return [(what, names) for what, names in kinds if names]
 
 
-def load_weights(model, checkpoint, strict=True):
+def load_weights(model, checkpoint, strict=True, source=None):
     """Load a checkpoint (path or state dict) into ``model``; return a ``LoadReport``.
 
+    ``source`` names a state dict's file in errors.
     ``strict=True``: any missing, unexpected or shape-mismatched tensor is a ``UserError`` listing
     them (e.g. a checkpoint of another model or another number of classes). ``strict=False``: the
     tensors that fit are loaded and the rest is reported (transfer learning). BatchNorm's
     ``num_batches_tracked`` counters never count as missing.
     """
     is_path = isinstance(checkpoint, (str, os.PathLike))
-    source = str(checkpoint) if is_path else "the state dict"
+    source = str(checkpoint) if is_path else (source or "the state dict")
     state = load_checkpoint(checkpoint) if is_path else checkpoint
     own = model.state_dict()
     report = LoadReport()
@@ -156,7 +165,7 @@ def save_checkpoint(obj, path):
     """
     path = Path(path)
     folder = path.parent
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + _TMP_SUFFIX)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
@@ -170,6 +179,25 @@ def save_checkpoint(obj, path):
         raise UserError(f"cannot write checkpoint {path} in folder {folder}: "
                         f"{err.strerror or err}") from None
     return path
+
+
+def remove_stale_temporaries(folder):
+    """Delete the ``*.pth.tmp`` files that a killed ``save_checkpoint`` left in ``folder``;
+    return their paths."""
+    folder = Path(folder)
+    stale = sorted(folder.glob(f"*.pth{_TMP_SUFFIX}")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def checkpoint_epoch(path):
+    """The ``epoch`` (completed epochs) a training checkpoint at ``path`` records, else None."""
+    try:
+        epoch = read_checkpoint(path).get("epoch")
+    except UserError:
+        return None
+    return int(epoch) if isinstance(epoch, int) else None
 
 
 def _first_line(err):

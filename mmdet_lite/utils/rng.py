@@ -1,10 +1,11 @@
 """Seeding and saving the random generators (Python, NumPy, torch CPU and CUDA) of a process."""
+import os
 import random
 
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "get_rng_state", "set_rng_state"]
+__all__ = ["seed_everything", "get_rng_state", "set_rng_state", "run_seed"]
 
 
 def seed_everything(seed):
@@ -36,3 +37,18 @@ def set_rng_state(state):
     if (state["cuda"] and torch.cuda.is_available()
             and len(state["cuda"]) == torch.cuda.device_count()):
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run_seed(saved, configured):
+    """The seed of a training run: a resumed checkpoint's, else the exp's, else a random one
+    that every process of the group agrees on."""
+    import torch.distributed as dist
+
+    if saved is not None:
+        return int(saved)
+    if configured is not None:
+        return int(configured)
+    seed = [int.from_bytes(os.urandom(4), "little") // 2]
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.broadcast_object_list(seed, src=0)
+    return seed[0]

@@ -68,8 +68,12 @@ def test_path_and_array_give_boxes_in_original_pixels(assets):
     label_scores = scores[0, :, result.labels[best]]
     anchor = torch.isclose(label_scores, torch.tensor(result.scores[best])).nonzero()
     expected = boxes[0, anchor[0, 0]].numpy() / np.array([TSIZE / w, TSIZE / h] * 2)
+    expected = np.clip(expected, 0, [w, h, w, h])  # the Predictor clips boxes to the image
     np.testing.assert_allclose(result.boxes[best], expected, rtol=1e-5, atol=1e-3)
     assert result.boxes[:, 2].max() > TSIZE or w <= TSIZE  # original pixels, not 160-pixel ones
+    assert (result.boxes >= 0).all() and (result.boxes[:, 0::2] <= w).all() \
+        and (result.boxes[:, 1::2] <= h).all()
+    assert repr(result).startswith(f"Result({len(result)} detections: ") and "\n" not in repr(result)
 
 
 def test_batch_equals_single_images_and_overrides_apply(assets):
@@ -120,3 +124,21 @@ def test_conf_reaches_the_post_processing_through_the_exp(assets, monkeypatch):
     monkeypatch.setattr(type(exp), "get_score_threshold", lambda self: None)
     monkeypatch.setattr(type(exp), "set_score_threshold", refuse)
     assert Predictor(exp, str(ckpt), conf=0.0).conf == 0.0
+
+
+def test_a_trained_checkpoint_brings_its_class_count_and_names(assets, tmp_path):
+    from mmdet_lite import Predictor
+    from mmdet_lite.utils.checkpoint import save_checkpoint
+
+    data_dir, _ = assets
+    names = [f"thing{k}" for k in range(NUM_CLASSES)]
+    ckpt = save_checkpoint(dict(model=separated_model().state_dict(), num_classes=NUM_CLASSES,
+                                class_names=names, epoch=3), tmp_path / "trained.pth")
+    # the training exp (80 classes by default), no num_classes, no annotation file
+    predictor = Predictor(str(EXP_FILE), str(ckpt), device="cpu", tsize=TSIZE, conf=0.2)
+    assert predictor.exp.num_classes == NUM_CLASSES and predictor.names == names
+    result = predictor(str(sorted((data_dir / "val").glob("*.jpg"))[0]))
+    assert len(result) and all(result.names[k].startswith("thing") for k in result.labels)
+    # what the user types wins
+    with pytest.raises(UserError, match="another number of classes"):
+        Predictor(str(EXP_FILE), str(ckpt), device="cpu", num_classes=3)

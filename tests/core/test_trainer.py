@@ -19,7 +19,7 @@ from conftest import REPO_ROOT
 
 TOY_EXP = REPO_ROOT / "tests/core/toy_exp.py"
 CKPT_KEYS = {"model", "train_model", "ema", "optimizer", "scheduler", "scaler", "epoch", "iteration",
-             "best_ap", "seed", "rng", "exp_name"}
+             "best_ap", "seed", "rng", "exp_name", "num_classes", "class_names"}
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +68,7 @@ def test_loss_falls_and_checkpoints_are_written(tmp_path):
     ckpt = read_checkpoint(save_dir / "latest_ckpt.pth")  # weights_only=True
     assert set(ckpt) == CKPT_KEYS
     assert ckpt["epoch"] == 4 and ckpt["iteration"] == 32 and ckpt["exp_name"] == "toy_exp"
+    assert ckpt["num_classes"] == 3 and ckpt["class_names"] == ["0", "1", "2"]
     assert ckpt["ema"]["step"] == 32
     # "model" holds the bias-corrected EMA weights, "train_model" the raw ones.
     ema = ckpt["ema"]

@@ -93,3 +93,20 @@ def test_demo_saves_drawn_images_and_videos(tmp_path, capsys):
     cap.release()
     with pytest.raises(UserError, match="no such file or folder"):
         run_demo(parse_args(demo_parser(), ["image", *common, "--path", str(tmp_path / "none")]))
+
+
+def test_demo_results_go_to_the_training_folder_of_the_checkpoint(tmp_path, capsys, monkeypatch):
+    data_dir = make_dataset(tmp_path / "shapes", num_val=1)
+    run_dir = tmp_path / "run" / EXP_FILE.stem
+    run_dir.mkdir(parents=True)
+    (run_dir / "train_log.txt").write_text("")
+    torch.save({"model": separated_model().state_dict()}, run_dir / "best_ckpt.pth")
+    monkeypatch.chdir(tmp_path)
+    run_demo(parse_args(demo_parser(), [
+        "image", "-f", str(EXP_FILE), "-c", str(run_dir / "best_ckpt.pth"), "--tsize", str(TSIZE),
+        "--device", "cpu", "--save_result", "--path", str(data_dir / "val"),
+        *data_opts(data_dir)]))
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(
+        f"results saved to {run_dir / 'vis_res'}")
+    assert [p.name for p in (run_dir / "vis_res").glob("*/*.jpg")] == ["000001.jpg"]
+    assert not (tmp_path / "outputs").exists()

@@ -160,7 +160,7 @@ def test_eval_on_two_processes_equals_one_and_predictor_agrees(setup):
     assert {d["category_id"] for d in dets1} <= {cid for cid, _ in SHAPE_CATEGORIES}
 
     # The Predictor (the demo's engine) gives the evaluator's detections of the same image.
-    predictor = Predictor(str(EXP_FILE), ckpt, device="cpu", conf=0.0, tsize=TSIZE,
+    predictor = Predictor(str(EXP_FILE), ckpt, device="cpu", conf=0.0, tsize=TSIZE, clip=False,
                           num_classes=NUM_CLASSES, data_dir=str(data_dir),
                           val_ann="annotations/val.json")
     result = predictor(str(data_dir / "val" / "000002.jpg"))

@@ -1,0 +1,31 @@
+"""Drawing detections: labels stay inside the image and do not cover each other."""
+import numpy as np
+
+from mmdet_lite.utils.visualize import place_label, vis
+
+
+def _overlap(a, b):
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_labels_stay_inside_and_do_not_stack():
+    placed = []
+    # a box at the top-right corner: the label goes inside the image, under the top edge
+    assert place_label((300, 0, 326, 40), (60, 14), (326, 200), placed) == (266, 0)
+    # three boxes a few pixels apart: each label moves below the ones placed before it
+    for dy in (0, 3, 6):
+        place_label((100, 50 + dy, 200, 150), (60, 14), (326, 200), placed)
+    for i, a in enumerate(placed):
+        assert 0 <= a[0] and a[2] <= 326 and 0 <= a[1] and a[3] <= 200
+        assert not any(_overlap(a, b) for b in placed[i + 1:]), placed
+    # no room left below: kept inside the image anyway
+    crowded = [(0, y, 60, y + 14) for y in range(0, 200, 14)]
+    x, y = place_label((0, 190, 50, 199), (60, 14), (60, 200), crowded)
+    assert (x, y) == (0, 186)
+
+
+def test_vis_draws_inside_the_image():
+    image = np.zeros((60, 80, 3), np.uint8)
+    drawn = vis(image, [[70, 1, 120, 50], [-5, 40, 30, 70]], [0.9, 0.5], [0, 1], ["a", "b"])
+    assert drawn.shape == image.shape and drawn.any() and not image.any()
+    assert drawn[:, 60:].any()  # the first label, moved left from x=70 but still at the right
