@@ -27,9 +27,10 @@ RTDETR = REPO_ROOT / "exps/rtdetr/rtdetr_r18vd_shapes.py"
 
 def _train(exp_file, out_dir, data, *opts, batch=2):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
-    cmd = [sys.executable, str(REPO_ROOT / "tools/train.py"), "-f", str(exp_file), "--device", "cpu",
-           "-b", str(batch), "-w", "0", "output_dir", str(out_dir), *data_opts(data, size=96),
-           "print_interval", "1", "eval_interval", "0", "snapshot_epoch", "1", *map(str, opts)]
+    cmd = [sys.executable, str(REPO_ROOT / "tools/train.py"), "-f", str(exp_file),
+           "--device", "cpu", "-b", str(batch), "-w", "0", "output_dir", str(out_dir),
+           *data_opts(data, size=96), "print_interval", "1", "eval_interval", "0",
+           "snapshot_epoch", "1", *map(str, opts)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 

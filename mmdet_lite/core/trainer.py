@@ -16,29 +16,13 @@ import torch.distributed as dist
 from loguru import logger
 from torch.nn.parallel import DistributedDataParallel
 
+from mmdet_lite.core import divergence
 from mmdet_lite.core.class_names import exp_class_names
-from mmdet_lite.core.divergence import (
-    forward_losses,
-    last_good_checkpoint,
-    nonfinite_loss,
-    nonfinite_saved_state,
-)
 from mmdet_lite.core.ema import ModelEMA
 from mmdet_lite.data.train_loader import batch_to_device
-from mmdet_lite.utils.checkpoint import (
-    load_weights,
-    read_checkpoint,
-    remove_stale_temporaries,
-    save_checkpoint,
-)
+from mmdet_lite.utils import checkpoint as ckpt_io
+from mmdet_lite.utils import dist as dist_utils
 from mmdet_lite.utils.device import preferred_memory_format, select_device
-from mmdet_lite.utils.dist import (
-    all_gather_object,
-    get_local_rank,
-    get_rank,
-    get_world_size,
-    synchronize,
-)
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.logger import setup_logger
 from mmdet_lite.utils.rng import get_rng_state, run_seed, seed_everything, set_rng_state
@@ -85,7 +69,8 @@ class Trainer:
     def __init__(self, exp, args):
         self.exp = exp
         self.args = args
-        self.rank, self.world_size, self.local_rank = get_rank(), get_world_size(), get_local_rank()
+        self.rank, self.world_size = dist_utils.get_rank(), dist_utils.get_world_size()
+        self.local_rank = dist_utils.get_local_rank()
         self.device = select_device(self._arg("device"), self.local_rank)
         self.fp16 = bool(self._arg("fp16")) and self.device.type == "cuda"
         self.max_epoch = int(exp.max_epoch)
@@ -132,8 +117,9 @@ class Trainer:
                 self.train_in_iter()
                 self.after_epoch()
         except KeyboardInterrupt:
-            logger.warning(f"interrupted at epoch {self.epoch + 1}/{self.max_epoch}: "
-                           f"{last_good_checkpoint(self.save_dir)}; --resume continues from it")
+            kept = divergence.last_good_checkpoint(self.save_dir)
+            logger.warning(f"interrupted at epoch {self.epoch + 1}/{self.max_epoch}: {kept}; "
+                           "--resume continues from it")
             raise
         finally:
             if self.writer is not None:
@@ -144,7 +130,7 @@ class Trainer:
     def before_train(self):
         setup_logger(self.save_dir, self.rank, filename="train_log.txt", mode="a")
         if self.is_main:
-            for path in remove_stale_temporaries(self.save_dir):
+            for path in ckpt_io.remove_stale_temporaries(self.save_dir):
                 logger.warning(f"removed {path}, left by an interrupted checkpoint write")
         logger.info(f"args: {vars(self.args) if hasattr(self.args, '__dict__') else self.args}")
         logger.info(f"exp:\n{self.exp}")
@@ -153,7 +139,7 @@ class Trainer:
         resume, ckpt_path = self._arg("resume"), self._arg("ckpt")
         if resume and ckpt_path is None:
             ckpt_path = os.path.join(self.save_dir, "latest_ckpt.pth")
-        ckpt = read_checkpoint(ckpt_path) if resume else None
+        ckpt = ckpt_io.read_checkpoint(ckpt_path) if resume else None
         self.seed = run_seed(None if ckpt is None else ckpt.get("seed"), self.exp.seed)
         seed_everything(self.seed + self.rank)
 
@@ -174,8 +160,9 @@ class Trainer:
         self._build_eval()
         self.model = self.raw_model
         if self.world_size > 1:
+            device_ids = [self.local_rank] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(
-                self.raw_model, device_ids=[self.local_rank] if self.device.type == "cuda" else None,
+                self.raw_model, device_ids=device_ids,
                 find_unused_parameters=self.exp.find_unused_parameters)
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
@@ -200,7 +187,7 @@ class Trainer:
                 logger.warning("SyncBN needs GPUs; keeping per-process BatchNorm on CPU")
         model.to(self.device, memory_format=self.memory_format)
         if init_ckpt is not None:
-            self.load_report = load_weights(model, init_ckpt, strict=False)
+            self.load_report = ckpt_io.load_weights(model, init_ckpt, strict=False)
             if not self.load_report.loaded:
                 raise UserError(f"-c {init_ckpt}: no tensor of the checkpoint fits the model "
                                 f"({self.load_report.summary()})")
@@ -260,8 +247,8 @@ class Trainer:
         targets["epoch_id"] = self.epoch
         lr = self.lr_scheduler.step(self.optimizer, self.progress_iter)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
-            losses, problem = forward_losses(self.model, self.raw_model, images, targets)
-        self._check_finite(problem or nonfinite_loss(losses))
+            losses, problem = divergence.forward_losses(self.model, self.raw_model, images, targets)
+        self._check_finite(problem or divergence.nonfinite_loss(losses))
         loss = losses["total_loss"]
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -287,7 +274,8 @@ class Trainer:
             weights = self.ema.snapshot() if snapshot else self.ema.averaged()
         else:
             weights = {k: v.detach().clone() for k, v in self.raw_model.state_dict().items()}
-        problem = nonfinite_saved_state(self.checkpoint(weights, rng=None))  # before eval or save
+        # before eval or save
+        problem = divergence.nonfinite_saved_state(self.checkpoint(weights, rng=None))
         if problem:
             self._diverged(problem)
         is_best = False
@@ -310,7 +298,7 @@ class Trainer:
             self._diverged(what or "the loss is not finite on another process")
 
     def _diverged(self, what):
-        kept = last_good_checkpoint(self.save_dir)
+        kept = divergence.last_good_checkpoint(self.save_dir)
         error = TrainingDiverged(
             f"{what} at epoch {self.epoch + 1}/{self.max_epoch}, iteration {self.iter + 1}/"
             f"{self.iters_per_epoch} (global iteration {self.progress_iter + 1}): training "
@@ -348,7 +336,8 @@ class Trainer:
             self.eval_model, self.eval_loader, self.device, fp16=self.fp16,
             distributed=self.world_size > 1, output_dir=self.save_dir)
         if self.is_main:
-            logger.info(f"epoch {self.epoch + 1}: AP50:95 {ap50_95 * 100:.2f}, AP50 {ap50 * 100:.2f}"
+            logger.info(f"epoch {self.epoch + 1}: AP50:95 {ap50_95 * 100:.2f}, "
+                        f"AP50 {ap50 * 100:.2f}"
                         f"{' (EMA weights)' if self.ema is not None else ''}")
             self.writer.add_scalar("val/COCOAP50_95", ap50_95, self.epoch + 1)
             self.writer.add_scalar("val/COCOAP50", ap50, self.epoch + 1)
@@ -359,21 +348,22 @@ class Trainer:
         done = self.epoch + 1
         return dict(model=weights, train_model=self.raw_model.state_dict(),
                     ema=None if self.ema is None else self.ema.state_dict(),
-                    optimizer=self.optimizer.state_dict(), scheduler=self.lr_scheduler.state_dict(),
-                    scaler=self.scaler.state_dict(), epoch=done, iteration=done * self.iters_per_epoch,
+                    optimizer=self.optimizer.state_dict(),
+                    scheduler=self.lr_scheduler.state_dict(), scaler=self.scaler.state_dict(),
+                    epoch=done, iteration=done * self.iters_per_epoch,
                     best_ap=self.best_ap, seed=self.seed, rng=rng, exp_name=self.exp.exp_name,
                     num_classes=int(self.exp.num_classes), class_names=exp_class_names(self.exp))
 
     def save(self, weights, snapshot, is_best):
-        rng = all_gather_object(get_rng_state())
+        rng = dist_utils.all_gather_object(get_rng_state())
         if self.is_main:
             ckpt = self.checkpoint(weights, rng)
             names = ["latest_ckpt.pth"] + (["best_ckpt.pth"] if is_best else []) + (
                 [f"epoch_{self.epoch + 1}.pth"] if snapshot else [])
             for name in names:
-                save_checkpoint(ckpt, os.path.join(self.save_dir, name))
+                ckpt_io.save_checkpoint(ckpt, os.path.join(self.save_dir, name))
             logger.info(f"saved {', '.join(names)} in {self.save_dir}")
-        synchronize()
+        dist_utils.synchronize()
 
     def _resume(self, ckpt, path):
         """Restore everything from ``ckpt``; return this rank's RNG state (restored last)."""
@@ -381,7 +371,7 @@ class Trainer:
         if not isinstance(state, dict) or not isinstance(ckpt.get("optimizer"), dict):
             raise UserError(f"--resume: {path} is not a training checkpoint (no optimizer state); "
                             "use -c without --resume to initialise the weights from it")
-        load_weights(self.raw_model, state, strict=True)
+        ckpt_io.load_weights(self.raw_model, state, strict=True)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.ema is not None:
             if ckpt.get("ema"):
@@ -392,7 +382,8 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         changed = self.lr_scheduler.load_state_dict(ckpt.get("scheduler") or {})
         if changed:
-            logger.warning(f"the LR schedule differs from the checkpoint's in: {', '.join(changed)}")
+            logger.warning("the LR schedule differs from the checkpoint's in: "
+                           f"{', '.join(changed)}")
         self.start_epoch = int(ckpt["epoch"])
         self.best_ap = float(ckpt.get("best_ap", -1.0))
         if ckpt.get("iteration") != self.start_epoch * self.iters_per_epoch:

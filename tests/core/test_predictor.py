@@ -73,7 +73,8 @@ def test_path_and_array_give_boxes_in_original_pixels(assets):
     assert result.boxes[:, 2].max() > TSIZE or w <= TSIZE  # original pixels, not 160-pixel ones
     assert (result.boxes >= 0).all() and (result.boxes[:, 0::2] <= w).all() \
         and (result.boxes[:, 1::2] <= h).all()
-    assert repr(result).startswith(f"Result({len(result)} detections: ") and "\n" not in repr(result)
+    text = repr(result)
+    assert text.startswith(f"Result({len(result)} detections: ") and "\n" not in text
 
 
 def test_batch_equals_single_images_and_overrides_apply(assets):

@@ -1,4 +1,5 @@
-"""The shared trainer on a toy detector exp: loss, checkpoints, exact resume, -c, NaN stop, DDP, CLI."""
+"""The shared trainer on a toy detector exp: loss, checkpoints, exact resume, -c, NaN stop, DDP,
+CLI."""
 import argparse
 import os
 import re
@@ -18,8 +19,8 @@ from mmdet_lite.utils.rng import seed_everything
 from conftest import REPO_ROOT
 
 TOY_EXP = REPO_ROOT / "tests/core/toy_exp.py"
-CKPT_KEYS = {"model", "train_model", "ema", "optimizer", "scheduler", "scaler", "epoch", "iteration",
-             "best_ap", "seed", "rng", "exp_name", "num_classes", "class_names"}
+CKPT_KEYS = {"model", "train_model", "ema", "optimizer", "scheduler", "scaler", "epoch",
+             "iteration", "best_ap", "seed", "rng", "exp_name", "num_classes", "class_names"}
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +108,8 @@ def test_resume_continues_exactly(tmp_path):
     assert_same_state(a["ema"]["shadow"], b["ema"]["shadow"])
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
     for key, state in a["optimizer"]["state"].items():
-        assert torch.equal(state["momentum_buffer"], b["optimizer"]["state"][key]["momentum_buffer"])
+        other = b["optimizer"]["state"][key]
+        assert torch.equal(state["momentum_buffer"], other["momentum_buffer"])
     assert a["best_ap"] == b["best_ap"]
     assert_same_state(straight.raw_model.state_dict(), resumed.raw_model.state_dict())
 
@@ -176,9 +178,9 @@ def test_two_cpu_processes_match_one_process(tmp_path):
 
 def test_cli_trains_and_reports_divergence(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
-    cmd = [sys.executable, str(REPO_ROOT / "tools/train.py"), "-f", str(TOY_EXP), "-d", "1", "-b", "4",
-           "-eb", "4", "-w", "0", "--device", "cpu", "output_dir", str(tmp_path), "max_epoch", "2",
-           "nan_epoch", "1"]
+    cmd = [sys.executable, str(REPO_ROOT / "tools/train.py"), "-f", str(TOY_EXP), "-d", "1",
+           "-b", "4", "-eb", "4", "-w", "0", "--device", "cpu", "output_dir", str(tmp_path),
+           "max_epoch", "2", "nan_epoch", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: loss is nan at epoch 2/2, iteration 1/8" in proc.stderr
