@@ -9,6 +9,7 @@ Prints the report (Paddle keys left unused, model keys left unfilled) and writes
 """
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -19,7 +20,7 @@ from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 
 @cli_main
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     run_convert(parse_args(convert_parser(), argv))
 
 

@@ -10,6 +10,7 @@ unless ``output_dir`` is given, else ``<output_dir>/<exp_name>`` (``./outputs/<e
 """
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,7 +21,7 @@ from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 
 @cli_main
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     run_demo(parse_args(demo_parser(), argv))
 
 

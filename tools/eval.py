@@ -10,6 +10,7 @@ detections to ``<output_dir>/<exp name>/bbox.json``. ``-d N`` shards the images 
 """
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,7 +21,7 @@ from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 
 @cli_main
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     run_eval(parse_args(eval_parser(), argv))
 
 

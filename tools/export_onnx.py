@@ -14,6 +14,7 @@ mmdet_lite/exporting/onnx_export.py.
 """
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,7 +25,7 @@ from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 
 @cli_main
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     run_export(parse_args(export_parser(), argv))
 
 

@@ -11,6 +11,7 @@ train_image_folder train val_image_folder val num_classes 5``.
 import argparse
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,7 +30,7 @@ def make_parser():
 
 
 @cli_main
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     args = make_parser().parse_args(argv)
     result = make_shapes_dataset(args.out, args.num_train, args.num_val, args.seed)
     for split, data in result.items():

@@ -13,6 +13,7 @@ AP and where the pictures are. Trailing KEY VALUE pairs go to every tool (e.g. `
 import argparse
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,7 +35,7 @@ def make_parser():
 
 
 @cli_main
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(make_parser(), argv)
     if args.write_assets:
         for path in write_demo_assets():

@@ -10,6 +10,7 @@ stopped (``--resume`` alone: ``<output_dir>/<exp_name>/latest_ckpt.pth``). Also 
 """
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,7 +21,7 @@ from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 
 @cli_main
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     run_train(parse_args(train_parser(), argv))
 
 

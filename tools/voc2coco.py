@@ -10,6 +10,7 @@ kept with ``iscrowd 0`` and flagged ``ignore``/``difficult`` (see mmdet_lite/dat
 import argparse
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,7 +32,7 @@ def make_parser():
 
 
 @cli_main
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     args = make_parser().parse_args(argv)
     data = voc_to_coco(args.voc_root, args.split, args.out, args.label_list)
     print(f"wrote {args.out}: {len(data['images'])} images, {len(data['annotations'])} objects, "

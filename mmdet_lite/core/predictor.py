@@ -1,20 +1,23 @@
 """``Predictor``: an exp file plus a checkpoint turned into a callable on images."""
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from loguru import logger
 
 from mmdet_lite.core.class_names import adopt_checkpoint_classes, exp_class_names
-from mmdet_lite.exp import build_exp
+from mmdet_lite.exp import BaseExp, build_exp
 from mmdet_lite.models.architectures.base import POSTPROCESS_SIZES
 from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.utils.checkpoint import load_checkpoint_state, load_weights
 from mmdet_lite.utils.device import preferred_memory_format, select_device
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.tensors import to_float32
+
+ImageInput = Union[str, os.PathLike, np.ndarray]
+"""An image for the ``Predictor``: a file path, or a BGR uint8 array (H, W, 3)."""
 
 __all__ = ["Predictor", "Result"]
 
@@ -44,7 +47,7 @@ class Result:
                 f"{', masks' if self.masks is not None else ''})")
 
 
-def clip_to_image(result, image_hw):
+def clip_to_image(result: Result, image_hw: Sequence[int]) -> Result:
     """``result`` with its boxes clipped to the image (0..w, 0..h) of size ``image_hw`` (h, w)."""
     h, w = (float(v) for v in image_hw)
     np.clip(result.boxes[:, 0::2], 0.0, w, out=result.boxes[:, 0::2])
@@ -64,8 +67,10 @@ class Predictor:
     ``predict_batch([...])`` runs several images in one forward pass.
     """
 
-    def __init__(self, exp_file, ckpt, device="cpu", conf=0.3, tsize=None, fp16=False, fuse=False,
-                 clip=True, **overrides):
+    def __init__(self, exp_file: Union[str, os.PathLike, BaseExp], ckpt: Union[str, os.PathLike],
+                 device: str = "cpu", conf: float = 0.3,
+                 tsize: Union[int, str, Sequence[int], None] = None, fp16: bool = False,
+                 fuse: bool = False, clip: bool = True, **overrides: Any):
         opts = []
         for key, value in overrides.items():
             opts += [key.replace("__", "."), value]
@@ -103,7 +108,7 @@ class Predictor:
         return array
 
     @torch.inference_mode()
-    def predict_batch(self, images):
+    def predict_batch(self, images: Sequence[ImageInput]) -> List[Result]:
         """List of paths / BGR arrays -> list of ``Result`` (one forward pass for the batch)."""
         from mmdet_lite.data.loader import eval_collate
 
@@ -124,7 +129,7 @@ class Predictor:
         return [clip_to_image(r, hw) for r, hw in zip(results, batch["orig_sizes"])] \
             if self.clip else results
 
-    def __call__(self, image):
+    def __call__(self, image: ImageInput) -> Result:
         """A path or a BGR uint8 array (H, W, 3) -> ``Result`` in the image's pixels."""
         return self.predict_batch([image])[0]
 

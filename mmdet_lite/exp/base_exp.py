@@ -4,6 +4,7 @@ import inspect
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from tabulate import tabulate
 
@@ -11,6 +12,13 @@ from mmdet_lite.utils.errors import UserError
 
 from .exp_file import EXP_FILE_ATTR, rebuild_exp
 from .overrides import apply_overrides
+
+if TYPE_CHECKING:  # annotations only: the builders import these lazily
+    import torch
+
+    from mmdet_lite.data.coco import COCODataset
+    from mmdet_lite.data.train_loader import TrainLoader
+    from mmdet_lite.evaluators.coco_evaluator import COCOEvaluator
 
 __all__ = ["BaseExp"]
 
@@ -97,11 +105,11 @@ class BaseExp:
         self.sync_bn = False
 
     # ------------------------------------------------------------------ fields
-    def fields(self):
+    def fields(self) -> Dict[str, Any]:
         """The exp's fields: ``{name: value}`` of every public attribute (values are live)."""
         return {name: value for name, value in vars(self).items() if not name.startswith("_")}
 
-    def set_fields(self, **fields):
+    def set_fields(self, **fields: Any) -> None:
         """Set existing fields by name (e.g. a preset of ``mmdet_lite.exp.datasets``)."""
         unknown = sorted(set(fields) - set(self.fields()))
         if unknown:
@@ -109,17 +117,17 @@ class BaseExp:
         for name, value in fields.items():
             setattr(self, name, value)
 
-    def merge(self, opts):
+    def merge(self, opts: Sequence[str]) -> None:
         """Apply trailing ``KEY VALUE`` pairs (see ``mmdet_lite.exp.overrides``);
         ``UserError`` if bad."""
         apply_overrides(self, opts)
 
     @property
-    def save_dir(self):
+    def save_dir(self) -> str:
         """``<output_dir>/<exp_name>``: checkpoints, logs and detection files of this exp."""
         return os.path.join(self.output_dir, self.exp_name)
 
-    def table(self):
+    def table(self) -> str:
         """The fields as a two-column table, nested dicts flattened to their override keys."""
         return tabulate(_flatten(self.fields()), headers=["key", "value"], tablefmt="github")
 
@@ -144,25 +152,25 @@ class BaseExp:
     """``(config name, registered name)`` pairs: the family's ppdet version of a transform."""
 
     # ------------------------------------------------------------------ post-processing
-    def get_score_threshold(self):
+    def get_score_threshold(self) -> Optional[float]:
         """The score below which the model's post-processing drops detections (a float), or None
         when it has no such threshold (the base: no NMS)."""
         return None
 
-    def set_score_threshold(self, value):
+    def set_score_threshold(self, value: float) -> None:
         """Set the post-processing's score threshold (``--conf``) in the family's own config
         layout; ``UserError`` when it has none (the base)."""
         raise UserError(f"{self.exp_name} has no score threshold to set (its post-processing "
                         "has no NMS)")
 
-    def set_nms_threshold(self, value):
+    def set_nms_threshold(self, value: float) -> None:
         """Set the NMS IoU threshold (``--nms``) in the family's own config layout;
         ``UserError`` when the post-processing has no NMS (the base)."""
         raise UserError(f"{self.exp_name} has no NMS IoU threshold to set (its post-processing "
                         "has no NMS)")
 
     # ------------------------------------------------------------------ builders
-    def get_model(self):
+    def get_model(self) -> "torch.nn.Module":
         """The detector (``nn.Module``) described by this exp."""
         raise NotImplementedError
 
@@ -171,7 +179,7 @@ class BaseExp:
         """The family's rule table for ``mmdet_lite.convert`` (Paddle name -> our name)."""
         raise NotImplementedError
 
-    def sample_transforms(self):
+    def sample_transforms(self) -> List[Any]:
         """``train_transforms`` as transform objects (``mmdet_lite.data.build``), in order."""
         from mmdet_lite.data.build import build_sample_transforms
 
@@ -186,7 +194,8 @@ class BaseExp:
         dataset.check_num_classes(self.num_classes)
         return dataset
 
-    def get_train_loader(self, batch_size, num_workers, rank=0, world_size=1, seed=0):
+    def get_train_loader(self, batch_size: int, num_workers: int, rank: int = 0,
+                         world_size: int = 1, seed: int = 0) -> "TrainLoader":
         """The family's TrainReader over the training set; ``batch_size`` is per process.
 
         Batches (``mmdet_lite.data.collate.TrainCollate``): ``images`` uint8 (B, 3, S_h, S_w) RGB,
@@ -210,7 +219,8 @@ class BaseExp:
 
         return TestTransform(tuple(self.test_size))
 
-    def get_eval_dataset(self, image_folder=None, ann=None):
+    def get_eval_dataset(self, image_folder: Optional[str] = None,
+                         ann: Optional[str] = None) -> "COCODataset":
         """COCO-format evaluation set (``val_ann`` / ``val_image_folder`` unless given)."""
         from mmdet_lite.data.coco import COCODataset
 
@@ -220,7 +230,8 @@ class BaseExp:
         dataset.check_num_classes(self.num_classes)
         return dataset
 
-    def get_eval_loader(self, batch_size, num_workers, rank=0, world_size=1):
+    def get_eval_loader(self, batch_size: int, num_workers: int, rank: int = 0,
+                        world_size: int = 1) -> "torch.utils.data.DataLoader":
         """Evaluation loader over this process's shard; batches of ``eval_collate``
         (``mmdet_lite.data.loader``): ``images`` uint8 (B, 3, H, W) padded to a multiple of 32,
         ``scale_factors`` (B, 2), ``image_ids``, ``orig_sizes`` (B, 2), ``input_sizes`` (B, 2)."""
@@ -229,7 +240,8 @@ class BaseExp:
         return build_eval_loader(self.get_eval_dataset(), batch_size, num_workers,
                                  rank=rank, world_size=world_size)
 
-    def get_evaluator(self, batch_size=None, num_workers=None, rank=0, world_size=1):
+    def get_evaluator(self, batch_size: Optional[int] = None, num_workers: Optional[int] = None,
+                      rank: int = 0, world_size: int = 1) -> "COCOEvaluator":
         """A ``COCOEvaluator`` on the evaluation set (the loader args are accepted for symmetry
         with ``get_eval_loader``; the evaluator only needs the ground truth)."""
         from mmdet_lite.evaluators.coco_evaluator import COCOEvaluator

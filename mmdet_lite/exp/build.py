@@ -2,6 +2,7 @@
 ``build_exp`` (that, then ``KEY VALUE`` overrides and ``--tsize``), used by every tool."""
 import os
 from pathlib import Path
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -26,7 +27,8 @@ def _find_by_name(exp_name):
     return found[0]
 
 
-def get_exp(exp_file=None, exp_name=None):
+def get_exp(exp_file: Union[str, os.PathLike, None] = None,
+            exp_name: Optional[str] = None) -> BaseExp:
     """Instantiate ``class Exp`` of an exp file (path; ``exp_file`` wins) or of
     ``exps/**/<exp_name>.py``.
 
@@ -52,7 +54,7 @@ def get_exp(exp_file=None, exp_name=None):
     return exp
 
 
-def parse_tsize(tsize):
+def parse_tsize(tsize: Union[int, str, Sequence[int]]) -> Tuple[int, int]:
     """``416``, ``"416"``, ``(320, 416)`` or ``"320,416"`` -> ``(h, w)`` of positive ints."""
     values = tsize.replace("x", ",").split(",") if isinstance(tsize, str) else tsize
     values = [values] if isinstance(values, (int, np.integer)) else list(values)
@@ -71,7 +73,9 @@ def _looks_like_name(exp_file):
     return not os.path.exists(text) and os.sep not in text and not text.endswith(".py")
 
 
-def build_exp(exp_file, opts=(), tsize=None, exp_name=None):
+def build_exp(exp_file: Union[str, os.PathLike, BaseExp, None], opts: Sequence[str] = (),
+              tsize: Union[int, str, Sequence[int], None] = None,
+              exp_name: Optional[str] = None) -> BaseExp:
     """Load an exp, apply ``KEY VALUE`` ``opts``, then ``tsize`` (int or (h, w)) as ``test_size``.
 
     ``exp_file`` is a path, an exp name under ``exps/`` (``"picodet_s_416_coco_lcnet"``), an exp
