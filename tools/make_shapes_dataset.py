@@ -8,7 +8,6 @@ Writes OUT/{train,val}/*.jpg and OUT/annotations/{train,val}.json. Use it with
 ``data_dir OUT train_ann annotations/train.json val_ann annotations/val.json
 train_image_folder train val_image_folder val num_classes 5``.
 """
-import argparse
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -16,22 +15,14 @@ from typing import List, Optional
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mmdet_lite.core.cli_args import shapes_dataset_parser  # noqa: E402
 from mmdet_lite.data.synthetic import make_shapes_dataset  # noqa: E402
 from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 
-def make_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--num-train", type=int, default=300)
-    parser.add_argument("--num-val", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    return parser
-
-
 @cli_main
 def main(argv: Optional[List[str]] = None) -> None:
-    args = make_parser().parse_args(argv)
+    args = shapes_dataset_parser().parse_args(argv)
     result = make_shapes_dataset(args.out, args.num_train, args.num_val, args.seed)
     for split, data in result.items():
         print(f"{split}: {len(data['images'])} images, {len(data['annotations'])} objects")

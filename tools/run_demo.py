@@ -10,7 +10,6 @@ exps/picodet/picodet_xs_256_shapes.py with tools/train.py, evaluates the best ch
 tools/eval.py and draws its detections on assets/shapes_*.jpg with tools/demo.py, then prints the
 AP and where the pictures are. Trailing KEY VALUE pairs go to every tool (e.g. ``max_epoch 6``).
 """
-import argparse
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -18,25 +17,14 @@ from typing import List, Optional
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmdet_lite.core.cli_args import parse_args  # noqa: E402
+from mmdet_lite.core.cli_args import parse_args, shapes_demo_parser  # noqa: E402
 from mmdet_lite.core.shapes_demo import run_shapes_demo, write_demo_assets  # noqa: E402
 from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 
-def make_parser():
-    parser = argparse.ArgumentParser("mmdet_lite run_demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="datasets/shapes",
-                        help="the shapes dataset (generated there when missing)")
-    parser.add_argument("--output-dir", default="outputs", help="output_dir of the exp")
-    parser.add_argument("--device", default="cpu", choices=["gpu", "cpu"])
-    parser.add_argument("--write-assets", action="store_true",
-                        help="only (re)write assets/shapes_*.jpg with the generator")
-    return parser
-
-
 @cli_main
 def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(make_parser(), argv)
+    args = parse_args(shapes_demo_parser(), argv)
     if args.write_assets:
         for path in write_demo_assets():
             print(f"wrote {path}")

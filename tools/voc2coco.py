@@ -7,7 +7,6 @@ Category ids are 1..C in label-list order (default: the 20 VOC classes); ``file_
 relative to ``<voc-root>/JPEGImages`` (use it as the exp's image folder); difficult objects are
 kept with ``iscrowd 0`` and flagged ``ignore``/``difficult`` (see mmdet_lite/data/voc.py).
 """
-import argparse
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -15,25 +14,14 @@ from typing import List, Optional
 # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mmdet_lite.core.cli_args import voc2coco_parser  # noqa: E402
 from mmdet_lite.data.voc import voc_to_coco  # noqa: E402
 from mmdet_lite.utils.errors import cli_main  # noqa: E402
 
 
-def make_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--voc-root", required=True, help="e.g. VOCdevkit/VOC2007")
-    parser.add_argument("--split", required=True,
-                        help="a list in ImageSets/Main: trainval, test, ...")
-    parser.add_argument("--out", required=True, help="output COCO json")
-    parser.add_argument("--label-list", default=None,
-                        help="label_list.txt (relative to --voc-root or absolute); "
-                             "default: 20 VOC classes")
-    return parser
-
-
 @cli_main
 def main(argv: Optional[List[str]] = None) -> None:
-    args = make_parser().parse_args(argv)
+    args = voc2coco_parser().parse_args(argv)
     data = voc_to_coco(args.voc_root, args.split, args.out, args.label_list)
     print(f"wrote {args.out}: {len(data['images'])} images, {len(data['annotations'])} objects, "
           f"{len(data['categories'])} categories")

@@ -72,6 +72,6 @@ def adopt_checkpoint_classes(exp, ckpt_path, given=()):
                     f"{exp.num_classes} -> {num_classes}")
         exp.num_classes = num_classes
     if isinstance(names, list) and len(names) == int(exp.num_classes) \
-            and not getattr(exp, "class_names", None) and "class_names" not in given:
+            and not exp.class_names and "class_names" not in given:
         exp.class_names = [str(n) for n in names]
     return ckpt

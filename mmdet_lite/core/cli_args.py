@@ -2,7 +2,8 @@
 import argparse
 
 __all__ = ["train_parser", "eval_parser", "demo_parser", "convert_parser", "export_parser",
-           "parse_args", "str2bool", "split_opts"]
+           "shapes_dataset_parser", "voc2coco_parser", "shapes_demo_parser", "parse_args",
+           "str2bool", "split_opts"]
 
 
 def str2bool(text):
@@ -183,5 +184,42 @@ def export_parser():
     _tsize_arg(parser)
     parser.add_argument("--check-image", dest="check_image", default=None,
                         help="image for the onnxruntime check (default: random pixels)")
+    _opts_arg(parser)
+    return parser
+
+
+def shapes_dataset_parser():
+    parser = argparse.ArgumentParser("mmdet_lite make_shapes_dataset",
+                                     description="generate the synthetic COCO-format shapes set")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--num-train", type=int, default=300)
+    parser.add_argument("--num-val", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def voc2coco_parser():
+    parser = argparse.ArgumentParser("mmdet_lite voc2coco",
+                                     description="convert a Pascal VOC split to COCO format")
+    parser.add_argument("--voc-root", required=True, help="e.g. VOCdevkit/VOC2007")
+    parser.add_argument("--split", required=True,
+                        help="a list in ImageSets/Main: trainval, test, ...")
+    parser.add_argument("--out", required=True, help="output COCO json")
+    parser.add_argument("--label-list", default=None,
+                        help="label_list.txt (relative to --voc-root or absolute); "
+                             "default: 20 VOC classes")
+    return parser
+
+
+def shapes_demo_parser():
+    parser = argparse.ArgumentParser("mmdet_lite run_demo",
+                                     description="train, evaluate and draw PicoDet-XS on the "
+                                                 "shapes set, on the CPU")
+    parser.add_argument("--data-dir", default="datasets/shapes",
+                        help="the shapes dataset (generated there when missing)")
+    parser.add_argument("--output-dir", default="outputs", help="output_dir of the exp")
+    parser.add_argument("--device", default="cpu", choices=["gpu", "cpu"])
+    parser.add_argument("--write-assets", action="store_true",
+                        help="only (re)write assets/shapes_*.jpg with the generator")
     _opts_arg(parser)
     return parser
