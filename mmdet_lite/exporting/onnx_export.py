@@ -6,8 +6,9 @@ The graph has one input:
 With post-processing its outputs are the ones the model declares in ``onnx_post_outputs`` (name ->
 description, in graph order). The box detectors (PicoDet, RT-DETR) declare
 ``mmdet_lite.models.architectures.base.BOX_ONNX_OUTPUTS``:
-    boxes: float32 (M, 4) x1 y1 x2 y2 in INPUT pixels (of the H x W image fed to the graph); divide
-        x by scale_x and y by scale_y (scale = test size / original size) for original pixels.
+    boxes: float32 (M, 4) x1 y1 x2 y2 in INPUT pixels (of the H x W image fed to the graph),
+        clipped to it (as Paddle's ``BBoxPostProcess``); divide x by scale_x and y by scale_y
+        (scale = test size / original size) for original pixels.
     scores: float32 (M,); labels: int64 (M,) contiguous class indices;
     batch_indices: int64 (M,) the image of each detection.
     Detections are grouped by image, best score first.
@@ -40,13 +41,13 @@ import torch.nn as nn
 from mmdet_lite.models.architectures.base import BOX_ONNX_OUTPUTS
 from mmdet_lite.utils.errors import UserError
 
-__all__ = ["ONNXDetector", "export_onnx", "run_onnx", "compare_outputs"]
+__all__ = ["ONNXDetector", "clip_boxes", "export_onnx", "run_onnx", "compare_outputs"]
 
 
 class ONNXDetector(nn.Module):
     """The graph that is exported: ``images (N, 3, H, W)`` 0..255 RGB -> the model's
-    ``onnx_postprocess`` outputs (``onnx_post_outputs``, with ``postprocess``) or its raw eval
-    outputs (``onnx_raw_outputs``)."""
+    ``onnx_postprocess`` outputs (``onnx_post_outputs``, with ``postprocess``; a ``boxes`` output
+    is clipped to the input image) or its raw eval outputs (``onnx_raw_outputs``)."""
 
     def __init__(self, model, postprocess=True, dynamic=False):
         super().__init__()
@@ -63,7 +64,20 @@ class ONNXDetector(nn.Module):
         if len(outputs) != len(declared):
             raise ValueError(f"{type(self.model).__name__}.onnx_postprocess returned "
                              f"{len(outputs)} tensors but declares {declared}")
+        if "boxes" in declared:
+            k = declared.index("boxes")
+            outputs = outputs[:k] + (clip_boxes(outputs[k], images.shape[-2:]),) + outputs[k + 1:]
         return outputs
+
+
+def clip_boxes(boxes, image_hw):
+    """x1 y1 x2 y2 ``boxes (..., 4)`` clipped to ``[0, w] x [0, h]`` of ``image_hw`` (h, w): the
+    traced input's size, so the graph clips for any input size."""
+    h, w = (torch.as_tensor(v, dtype=boxes.dtype, device=boxes.device) for v in image_hw)
+    zero = torch.zeros((), dtype=boxes.dtype, device=boxes.device)
+    x = torch.minimum(torch.maximum(boxes[..., 0::2], zero), w)
+    y = torch.minimum(torch.maximum(boxes[..., 1::2], zero), h)
+    return torch.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], dim=-1)
 
 
 def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=17, batch_size=1,

@@ -11,7 +11,7 @@ from mmdet_lite.core.cli_args import export_parser, parse_args
 from mmdet_lite.data.geometric import TestTransform
 from mmdet_lite.data.image_io import read_image
 from mmdet_lite.exporting.cli import run_export
-from mmdet_lite.exporting.onnx_export import compare_outputs, export_onnx, run_onnx
+from mmdet_lite.exporting.onnx_export import clip_boxes, compare_outputs, export_onnx, run_onnx
 from mmdet_lite.models.architectures.base import Detector
 from mmdet_lite.utils.errors import UserError
 
@@ -43,13 +43,14 @@ def _export(tmp, ckpt, name, *flags):
 
 
 def _reference(images):
-    """Detections of the PyTorch model (boxes in input pixels: scale factor 1), sorted."""
+    """Detections of the PyTorch model (boxes in input pixels: scale factor 1, clipped to the
+    input as the graph clips them), sorted."""
     model = separated_model()
     with torch.no_grad():
         sizes = torch.tensor([images.shape[-2:]] * len(images))
         dets = model.postprocess(model(images), torch.ones(len(images), 2), sizes, sizes)
     rows = [(i, int(label), float(s), *map(float, b)) for i, d in enumerate(dets)
-            for b, s, label in zip(d.boxes, d.scores, d.labels)]
+            for b, s, label in zip(clip_boxes(d.boxes, images.shape[-2:]), d.scores, d.labels)]
     return sorted(rows, key=lambda r: (r[0], r[1], -r[2], r[3]))
 
 
@@ -132,7 +133,7 @@ class _MaskDetector(Detector):
         heat = outputs[0]
         num, _, h, w = heat.shape
         scores = heat.mean((1, 2, 3))
-        boxes = torch.tensor([[0.0, 0.0, w, h]]).expand(num, 4)
+        boxes = torch.tensor([[-5.0, -3.0, w + 7.0, h + 9.0]]).expand(num, 4)  # off the image
         masks = heat[:, 0] > scores[:, None, None]
         labels = torch.zeros(num, dtype=torch.int64)
         result = (boxes, scores, labels, masks, torch.arange(num))
@@ -152,6 +153,8 @@ def test_exporter_uses_the_outputs_the_model_declares(tmp_path):
     boxes, scores, labels, masks, batch = run_onnx(path, images.numpy())
     with torch.no_grad():
         expected = model.onnx_postprocess(model(images), images)
+    np.testing.assert_array_equal(boxes, [[0, 0, 24, 16]] * 2)  # the graph clips to the input
+    expected = (clip_boxes(expected[0], images.shape[-2:]),) + tuple(expected[1:])
     assert masks.dtype == np.bool_ and masks.shape == (2, 16, 24)
     np.testing.assert_array_equal(masks, expected[3].numpy())
     np.testing.assert_allclose(scores, expected[1].numpy(), rtol=0, atol=1e-6)

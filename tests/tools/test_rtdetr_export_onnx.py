@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from mmdet_lite.core.cli_args import export_parser, parse_args
 from mmdet_lite.data.synthetic import make_shapes_dataset
 from mmdet_lite.exporting.cli import run_export
-from mmdet_lite.exporting.onnx_export import compare_outputs
+from mmdet_lite.exporting.onnx_export import clip_boxes, compare_outputs
 from mmdet_lite.utils.checkpoint import save_checkpoint
 from mmdet_lite.utils.errors import UserError
 
@@ -78,6 +78,7 @@ def _reference(model, images):
     sizes = torch.tensor([list(images.shape[-2:])] * num)
     dets = model.postprocess(outputs, torch.ones(num, 2), sizes, sizes)
     post = [torch.cat([getattr(d, k) for d in dets]) for k in ("boxes", "scores", "labels")]
+    post[0] = clip_boxes(post[0], images.shape[-2:])  # the graph clips to the input
     return (outputs, queries["enc_outputs_class"].numpy(), queries["topk_ind"].numpy(),
             post + [torch.arange(num).repeat_interleave(TOP)])
 
