@@ -7,6 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Test helper modules that also serve fixtures through ``pytest_plugins``: rewrite their asserts
+# on their first import.
+pytest.register_assert_rewrite("sample_files", "solov2_cases")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("MMDET_LITE_SHARED", REPO_ROOT.parent / "shared"))
 PADDLE_CONFIGS = SHARED_DIR / "paddledet_configs"
