@@ -19,6 +19,7 @@ from mmdet_lite.convert.pdparams import load_pdparams
 from mmdet_lite.convert.solov2_head_rules import SOLOV2_HEAD_RULES
 from mmdet_lite.exp.build import get_exp
 from mmdet_lite.models.architectures.solov2 import build_solov2_heads
+from mmdet_lite.models.heads.solov2_head import SOLOv2Head
 from mmdet_lite.models.post_process.matrix_nms import mask_matrix_nms
 from mmdet_lite.models.post_process.solov2_postprocess import paddle_orig_size, solov2_postprocess
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
@@ -40,8 +41,8 @@ def references(tmp_path_factory):
     """Run every Paddle job once, two at a time: name -> output folder."""
     def run(name):
         out_dir = tmp_path_factory.mktemp(name)
-        if name == "matrix_nms":
-            run_paddle(REFERENCE, "matrix_nms", out_dir)
+        if name in ("matrix_nms", "loss_inputs"):
+            run_paddle(REFERENCE, name, out_dir)
         else:
             extra = ["--no-run"] if name in KEYS_ONLY else []
             run_paddle(REFERENCE, "heads", PADDLE_CONFIGS / "solov2" / f"{name}.yml", out_dir,
@@ -51,7 +52,7 @@ def references(tmp_path_factory):
     torch.set_num_threads(1)
     tmp_path_factory.getbasetemp()  # created once, before the threads ask for it
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(run, RUN_CONFIGS + KEYS_ONLY + ["matrix_nms"]))
+        return dict(pool.map(run, RUN_CONFIGS + KEYS_ONLY + ["matrix_nms", "loss_inputs"]))
 
 
 def converted_heads(name, out_dir):
@@ -197,3 +198,26 @@ def test_matrix_nms_matches_paddle(references, case):
     np.testing.assert_allclose(out_scores.numpy(), paddle_scores, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(labels[keep].numpy(), np.delete(ref[f"out_labels{case}"],
                                                                   position))
+
+
+def test_loss_inputs_match_paddle(references):
+    """``SOLOv2Head.loss_inputs`` gives SOLOv2Loss what ppdet's ``get_loss`` gives it."""
+    ref = np.load(references["loss_inputs"] / "loss_inputs.npz")
+    grids = [ref[f"cate_label{i}"].shape[1] for i in range(5)]
+    head = SOLOv2Head(num_classes=3, in_channels=8, seg_feat_channels=32, stacked_convs=1,
+                      num_grids=[round(g ** 0.5) for g in grids], kernel_out_channels=8)
+    targets = {k: torch.from_numpy(ref[k]) for k in ref if k.startswith(
+        ("ins_label", "cate_label", "grid_order", "fg_num"))}
+    ins_preds, ins_labels, cate_preds, cate_labels, num_ins = head.loss_inputs(
+        [torch.from_numpy(ref[f"cate_pred{i}"]) for i in range(5)],
+        [torch.from_numpy(ref[f"kernel_pred{i}"]) for i in range(5)],
+        torch.from_numpy(ref["ins_pred"]), targets)
+    for level, pred in enumerate(ins_preds):
+        key = f"recorded_ins_pred{level}"
+        assert (pred is None) == (key not in ref)
+        if pred is not None:
+            np.testing.assert_allclose(pred.numpy(), ref[key], rtol=0, atol=1e-5)
+        assert ins_labels[level] is targets[f"ins_label{level}"]
+    np.testing.assert_array_equal(cate_preds.numpy(), ref["recorded_cate_preds"])
+    np.testing.assert_array_equal(cate_labels.numpy(), ref["recorded_cate_labels"])
+    assert int(num_ins) == int(ref["recorded_num_ins"])

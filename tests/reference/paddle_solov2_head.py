@@ -15,6 +15,10 @@ Runs under the Paddle interpreter only (never imports torch):
         ``label{i}``, ``score{i}``. ppdet's post-processing indexes 0-D tensors, which Paddle
         3.3.1 rejects: ``paddle2_semantics`` restores Paddle 2's 1-D results at those index
         sites here, never in site-packages.
+    python paddle_solov2_head.py loss_inputs OUT_DIR
+        ppdet's ``SOLOv2Head.get_loss`` on random head outputs and targets (``LOSS_CASE``; one
+        level without targets), its ``solov2_loss`` replaced by a recorder: the arguments it
+        passes to ``SOLOv2Loss`` saved to OUT_DIR/loss_inputs.npz with the inputs.
     python paddle_solov2_head.py matrix_nms OUT_DIR
         ppdet's ``MaskMatrixNMS`` on random candidates (``NMS_CASES``), seg_preds coding each
         candidate's index, saved to OUT_DIR/matrix_nms.npz.
@@ -41,6 +45,10 @@ FEATURE_SHAPES = [(BATCH, 256, 32, 40), (BATCH, 256, 16, 20), (BATCH, 256, 8, 10
 IMAGES = [((128, 160), (0.5, 0.5)), ((100, 150), (0.8, 0.75))]
 # Random candidates for the Matrix NMS unit: (count, pre_nms_top_n, post_nms_top_n, kernel).
 NMS_CASES = [(120, 500, 1000, "gaussian"), (700, 500, 1000, "gaussian"), (90, 500, 1000, "linear")]
+# get_loss inputs: batch, classes, kernel channels, mask size, targets per level (0: none).
+LOSS_CASE = dict(batch=2, num_classes=3, channels=8, mask_hw=(16, 20), grids=[40, 36, 24, 16, 12],
+                 targets=[3, 0, 5, 2, 1])
+
 # ppdet's post-processing was written for Paddle 2, where indexing a 1-D tensor with an integer
 # gives a 1-element 1-D tensor and a binary operator casts its right operand to the left one's
 # dtype; Paddle >= 3 gives a 0-D tensor, which its ``[0]`` and ``concat`` reject, and refuses
@@ -159,6 +167,48 @@ def run_heads(config, out_dir, run=True):
     np.savez(os.path.join(out_dir, "outputs.npz"), **out)
 
 
+def run_loss_inputs(out_dir):
+    paddle.set_device("cpu")
+    case, rng = LOSS_CASE, np.random.RandomState(7)
+    batch, channels, (h, w) = case["batch"], case["channels"], case["mask_hw"]
+    recorded = {}
+
+    def record(ins_pred_list, ins_labels, cate_preds, cate_labels, num_ins):
+        recorded.update(cate_preds=cate_preds.numpy(), cate_labels=cate_labels.numpy(),
+                        num_ins=np.asarray(num_ins.numpy()))
+        for level, pred in enumerate(ins_pred_list):
+            if pred is not None:
+                recorded[f"ins_pred{level}"] = pred.numpy()
+        return paddle.zeros([1]), paddle.zeros([1])
+
+    head = ppdet_solov2_head.SOLOv2Head(num_classes=case["num_classes"], in_channels=channels,
+                                        seg_feat_channels=32, stacked_convs=1,
+                                        num_grids=case["grids"], kernel_out_channels=channels,
+                                        solov2_loss=record)
+    out = {"ins_pred": rng.normal(0, 1, (batch, channels, h, w)).astype(np.float32),
+           "fg_num": rng.randint(1, 9, batch).astype(np.int32)}
+    cate_preds, kernel_preds, ins_labels, cate_labels, grid_orders = [], [], [], [], []
+    for level, (grid, count) in enumerate(zip(case["grids"], case["targets"])):
+        out[f"cate_pred{level}"] = rng.normal(0, 1, (batch, case["num_classes"], grid, grid))
+        out[f"kernel_pred{level}"] = rng.normal(0, 1, (batch, channels, grid, grid))
+        out[f"ins_label{level}"] = rng.randint(0, 2, (batch, count, h, w)).astype(np.uint8)
+        out[f"cate_label{level}"] = rng.randint(0, case["num_classes"] + 1, (batch, grid * grid))
+        cells = rng.randint(0, grid * grid, (batch, count))
+        out[f"grid_order{level}"] = (cells + np.arange(batch)[:, None] * grid * grid).astype(
+            np.int32)
+        for key in ("cate_pred", "kernel_pred"):
+            out[f"{key}{level}"] = out[f"{key}{level}"].astype(np.float32)
+        cate_preds.append(paddle.to_tensor(out[f"cate_pred{level}"]))
+        kernel_preds.append(paddle.to_tensor(out[f"kernel_pred{level}"]))
+        ins_labels.append(paddle.to_tensor(out[f"ins_label{level}"]))
+        cate_labels.append(paddle.to_tensor(out[f"cate_label{level}"]))
+        grid_orders.append(paddle.to_tensor(out[f"grid_order{level}"]))
+    head.get_loss(cate_preds, kernel_preds, paddle.to_tensor(out["ins_pred"]), ins_labels,
+                  cate_labels, grid_orders, paddle.to_tensor(out["fg_num"]))
+    out.update({f"recorded_{k}": v for k, v in recorded.items()})
+    np.savez(os.path.join(out_dir, "loss_inputs.npz"), **out)
+
+
 def run_matrix_nms(out_dir):
     """Candidates with masks of random blobs (overlapping, several labels); ``seg_preds[j]`` is
     filled with ``j`` so that Paddle's gathered outputs name the candidates they come from."""
@@ -192,5 +242,7 @@ if __name__ == "__main__":
         run_heads(sys.argv[2], sys.argv[3], run="--no-run" not in sys.argv[4:])
     elif sys.argv[1] == "matrix_nms":
         run_matrix_nms(sys.argv[2])
+    elif sys.argv[1] == "loss_inputs":
+        run_loss_inputs(sys.argv[2])
     else:
-        raise SystemExit(f"unknown mode {sys.argv[1]!r}; use 'heads' or 'matrix_nms'")
+        raise SystemExit(f"unknown mode {sys.argv[1]!r}; use heads, matrix_nms or loss_inputs")

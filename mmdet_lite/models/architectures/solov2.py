@@ -101,7 +101,12 @@ class SOLOv2(NormalizedInputDetector):
                                   mask_threshold=head.mask_threshold, mask_nms=head.mask_nms)
 
     def check_onnx_export(self, opset, dynamic, postprocess=True):
-        """Raise ``UserError`` for export settings this model does not support."""
+        """Raise ``UserError`` for export settings this model does not support: the
+        post-processing, and deformable convolutions (torchvision's ``deform_conv2d`` has no ONNX
+        export)."""
+        if any(hasattr(m, "conv_offset") for m in self.modules()):
+            raise UserError("SOLOv2 with deformable convolutions (DCNv2) cannot be exported to "
+                            "ONNX: torchvision's deform_conv2d has no ONNX export")
         if postprocess:
             raise UserError("SOLOv2: the ONNX graph has no post-processing yet; export with "
                             "--no-postprocess (raw cate_scores, kernels, mask_feats)")
