@@ -25,11 +25,13 @@ class SOLOv2Exp(BaseExp):
     GroupNorm heads (Paddle's shared ``norm_type: gn``), ``solo_cate``'s prior 0.01, DropBlock
     (3, 0.9); derived: both heads' ``in_channels`` (the neck's), ``num_classes``.
 
-    Data: ``train_transforms`` are ppdet's ``sample_transforms`` after ``Decode`` and
-    ``Poly2Mask`` (masks are decoded with the annotations, ``train_with_masks``), before
-    ``NormalizeImage``; the batch transforms are ``PadBatch(pad_to_stride)`` and
-    ``Gt2Solov2Target(**solov2_targets)``. ``test_size`` is the EvalReader's keep-ratio
-    ``Resize`` target (interp 1, normalised before resizing, as ppdet's EvalReader orders it).
+    Data (the fields mirror the readers; wiring them into the loaders is the data side's):
+    ``train_transforms`` are ppdet's ``sample_transforms`` after ``Decode`` and ``Poly2Mask``
+    (masks are decoded with the annotations, ``train_with_masks``), before ``NormalizeImage``;
+    the batch transforms are ``PadBatch(pad_to_stride)`` and ``Gt2Solov2Target(
+    **solov2_targets)``. ``test_size`` is the EvalReader's keep-ratio ``Resize`` target (ppdet:
+    interp 1, on the normalised image); ``get_test_transform`` is still the base's fixed-size
+    resize.
     Schedule: ``base_lr`` is Paddle's LR for the total batch ``train_batch_size *
     ref_num_devices`` (2 x 8 GPUs), scaled linearly by the trainer; Momentum with the L2
     regulariser ``weight_decay``, none on the GroupNorm affine and on the DCN biases (which

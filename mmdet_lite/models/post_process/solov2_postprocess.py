@@ -67,6 +67,9 @@ def solov2_image_detections(cate_scores, kernels, mask_feats, cell_strides, inpu
     ``sigmoid(kernel . mask_feats) > mask_threshold`` must cover more pixels than their stride;
     scores times the maskness (mean soft mask inside the mask); Matrix NMS (``mask_nms``
     kwargs, see ``mask_matrix_nms``); masks to the original size (``_full_size_masks``).
+    Only real detections are returned: Paddle adds one row before its final top-k (a zero-score
+    "fake" candidate appended against empty outputs, or its last pre-NMS candidate again), and
+    its COCO JSON writer drops the last row, which is a real detection when the top-k is full.
     """
     nms = {**MATRIX_NMS_DEFAULTS, **(mask_nms or {})}
     candidates = torch.nonzero((cate_scores > score_threshold) & (cate_scores != 0))
