@@ -58,21 +58,23 @@ LOSS_CASE = dict(batch=2, num_classes=3, channels=8, mask_hw=(16, 20), grids=[40
 PADDLE2_SEMANTICS = (
     (r"paddle\.cast\(im_shape\[(\d)\], 'int32'\)\[0\]", r"paddle.cast(im_shape[\1], 'int32')"),
     (r"paddle\.shape\((\w+)\)\[0\](?=\s*-\s*1|, 'int64'\))", r"paddle.shape(\1)[0:1]"),
-    (r"paddle\.cast\(paddle\.shape\(sum_masks\)\[0\], 'int64'\)",
-     r"paddle.cast(paddle.shape(sum_masks)[0:1], 'int64')"),
     (r"sum_masks > strides", r"sum_masks > paddle.cast(strides, 'float32')"),
 )
 
 
-def paddle2_semantics(function):
+def paddle2_semantics(function, expected_sites):
     """``function`` (ppdet's ``get_seg_single`` or ``MaskMatrixNMS.__call__``) recompiled with
-    ``PADDLE2_SEMANTICS``; every other line is ppdet's. Never touches site-packages."""
+    ``PADDLE2_SEMANTICS``, which must rewrite exactly ``expected_sites`` places (ppdet 2.6.0's);
+    every other line is ppdet's. Never touches site-packages."""
     import re
 
     module = sys.modules[function.__module__]
     source = textwrap.dedent(inspect.getsource(function))
+    sites = 0
     for pattern, replacement in PADDLE2_SEMANTICS:
-        source = re.sub(pattern, replacement, source)
+        source, count = re.subn(pattern, replacement, source)
+        sites += count
+    assert sites == expected_sites, f"{function.__qualname__}: {sites} Paddle 2 sites rewritten"
     namespace = dict(vars(module))
     exec(compile(source, module.__file__, "exec"), namespace)
     return namespace[function.__name__]
@@ -82,7 +84,7 @@ class Paddle2MaskMatrixNMS(MaskMatrixNMS):
     """ppdet's ``MaskMatrixNMS`` with ``PADDLE2_SEMANTICS`` applied to its ``__call__``."""
 
 
-Paddle2MaskMatrixNMS.__call__ = paddle2_semantics(MaskMatrixNMS.__call__)
+Paddle2MaskMatrixNMS.__call__ = paddle2_semantics(MaskMatrixNMS.__call__, expected_sites=1)
 
 
 def fan_in(shape):
@@ -153,7 +155,7 @@ def run_heads(config, out_dir, run=True):
     out.update({f"kernel{i}": k.numpy() for i, k in enumerate(kernels)})
     out["seg_pred"] = seg_pred.numpy()
     out.update({f"cate_logit{i}": logit for i, logit in enumerate(cate_logits)})
-    head.get_seg_single = paddle2_semantics(type(head).get_seg_single).__get__(head)
+    head.get_seg_single = paddle2_semantics(type(head).get_seg_single, expected_sites=6).__get__(head)
     head.mask_nms.__class__ = Paddle2MaskMatrixNMS
     for i, (size, scale) in enumerate(IMAGES):
         im_shape = paddle.to_tensor(np.array([size], dtype=np.float32))
