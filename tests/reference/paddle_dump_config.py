@@ -74,33 +74,50 @@ def scheduler(item):
     return {"name": type(item).__name__, **vars(item)}
 
 
-def dump(path):
+def load(path):
+    """ppdet's merged config of ``path``, on a fresh global config."""
     reset_global_config()
-    config = workspace.load_config(path)
-    arch = config["architecture"]
-    parts = dict(config[arch])
+    return workspace.load_config(path)
+
+
+def sections(config):
+    """Every top-level value and every non-empty section of ``config`` as plain data."""
     out = {k: plain(v, config) for k, v in config.items() if not isinstance(v, SchemaDict)}
     for key, value in config.items():
         if isinstance(value, SchemaDict) and len(value):
             out[key] = plain(dict(value), config)
-    out["effective"] = {
-        "architecture": parts,
-        "backbone": effective(parts["backbone"], dict(config[parts["backbone"]]), config),
-        "neck": effective(parts["neck"], dict(config[parts["neck"]]), config),
-        "head": effective(parts["head"], dict(config[parts["head"]]), config),
+    return out
+
+
+def schedule(config):
+    """The effective ``OptimizerBuilder``, ``LearningRate`` (schedulers expanded) and ``ema``."""
+    lr = config["LearningRate"]
+    return {
         "OptimizerBuilder": effective("OptimizerBuilder", dict(config["OptimizerBuilder"]), config),
         "ema": {"ema_decay": config.get("ema_decay", 0.9998),  # ppdet/engine/trainer.py defaults
                 "ema_decay_type": config.get("ema_decay_type", "threshold"),
                 "cycle_epoch": config.get("cycle_epoch", -1)},
+        "LearningRate": {"base_lr": lr["base_lr"],
+                         "schedulers": [scheduler(s) for s in lr["schedulers"]]},
     }
-    lr = config["LearningRate"]
-    out["effective"]["LearningRate"] = {
-        "base_lr": lr["base_lr"], "schedulers": [scheduler(s) for s in lr["schedulers"]]}
+
+
+def dump(path):
+    config = load(path)
+    parts = dict(config[config["architecture"]])
+    out = sections(config)
+    out["effective"] = {
+        "architecture": parts,
+        **{role: effective(parts[role], dict(config[parts[role]]), config)
+           for role in ("backbone", "neck", "head")},
+        **schedule(config),
+    }
     return out
 
 
-def main(paths):
-    result = {os.path.splitext(os.path.basename(p))[0]: dump(p) for p in paths}
+def main(paths, dump_one=dump):
+    """Print ``{config stem: dump_one(path)}`` as one JSON object."""
+    result = {os.path.splitext(os.path.basename(p))[0]: dump_one(p) for p in paths}
     sys.stdout.write(json.dumps(result, sort_keys=True))
 
 
