@@ -6,6 +6,7 @@ Same format as ``picodet_rules``: ``(regex on the Paddle key, replacement)`` app
 are the shared ``backbone_rules.RESNET_RULES`` (variant b and vd, DCNv2 ``conv_offset``).
 """
 from .backbone_rules import RESNET_RULES
+from .solov2_head_rules import SOLOV2_HEAD_RULES
 
 
 def fpn_rules(first_stage=2, num_levels=4, prefix="neck"):
@@ -29,6 +30,6 @@ FPN_RULES = fpn_rules()
 
 SOLOV2_BACKBONE_NECK_RULES = RESNET_RULES + FPN_RULES
 
-# SOLOv2 heads: the heads' author adds their rules here (matching ``^solov2_head\.`` /
-# ``^mask_head\.`` only) and the family's table is
-# ``SOLOV2_RULES = SOLOV2_BACKBONE_NECK_RULES + <head rules>``.
+# The family's table: backbone and neck, then the heads' (``solov2_head_rules``: they match
+# ``^solov2_head\.`` / ``^mask_head\.`` only).
+SOLOV2_RULES = SOLOV2_BACKBONE_NECK_RULES + SOLOV2_HEAD_RULES

@@ -221,35 +221,40 @@ class BatchRandomResize:
 
 
 class TestTransform:
-    """Paddle's ``Decode`` colour swap + ``Resize(keep_ratio=False)``, without normalisation.
+    """Paddle's ``Decode`` colour swap + ``Resize``, without normalisation.
 
     Call with a BGR uint8 image (H, W, 3); returns ``(image, scale_factor)`` where ``image`` is
     an RGB uint8 array (3, th, tw) and ``scale_factor`` is float32 ``[th / H, tw / W]``
     (scale_y, scale_x). The resize uses cv2's ``fx``/``fy`` form exactly as ppdet's
-    ``Resize.apply_image``, so the pixels are bit-identical to Paddle's. Normalisation happens in
-    the model.
+    ``Resize.apply_image``, so the pixels are Paddle's. Normalisation happens in the model.
+    ``keep_ratio`` (SOLOv2's EvalReader): one scale for both sides, the short side to at most
+    ``min(target_size)`` and the long side to at most ``max(target_size)``; ppdet resizes the
+    normalised float image there, we the uint8 one (the same up to rounding: the resize is
+    linear).
 
     Args:
         target_size: ``(h, w)`` or an int for a square size.
         interp: cv2 interpolation flag (PicoDet's EvalReader uses ``interp: 2``, INTER_CUBIC).
+        keep_ratio: ppdet's ``Resize(keep_ratio=True)``.
     """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, target_size, interp=cv2.INTER_CUBIC):
+    def __init__(self, target_size, interp=cv2.INTER_CUBIC, keep_ratio=False):
         if isinstance(target_size, int):
             target_size = (target_size, target_size)
         self.target_size = (int(target_size[0]), int(target_size[1]))
         self.interp = interp
+        self.keep_ratio = keep_ratio
 
     def __call__(self, image):
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        th, tw = self.target_size
         h, w = rgb.shape[:2]
-        scale_y, scale_x = th / h, tw / w
+        scale_x, scale_y, _, _ = resize_scales(h, w, self.target_size, self.keep_ratio)
         resized = cv2.resize(rgb, None, None, fx=scale_x, fy=scale_y, interpolation=self.interp)
         scale_factor = np.asarray([scale_y, scale_x], dtype=np.float32)
         return np.ascontiguousarray(resized.transpose(2, 0, 1)), scale_factor
 
     def __repr__(self):
-        return f"{type(self).__name__}(target_size={self.target_size}, interp={self.interp})"
+        return (f"{type(self).__name__}(target_size={self.target_size}, interp={self.interp}, "
+                f"keep_ratio={self.keep_ratio})")

@@ -25,13 +25,11 @@ class SOLOv2Exp(BaseExp):
     GroupNorm heads (Paddle's shared ``norm_type: gn``), ``solo_cate``'s prior 0.01, DropBlock
     (3, 0.9); derived: both heads' ``in_channels`` (the neck's), ``num_classes``.
 
-    Data (the fields mirror the readers; wiring them into the loaders is the data side's):
-    ``train_transforms`` are ppdet's ``sample_transforms`` after ``Decode`` and ``Poly2Mask``
-    (masks are decoded with the annotations, ``train_with_masks``), before ``NormalizeImage``;
-    the batch transforms are ``PadBatch(pad_to_stride)`` and ``Gt2Solov2Target(
-    **solov2_targets)``. ``test_size`` is the EvalReader's keep-ratio ``Resize`` target (ppdet:
-    interp 1, on the normalised image); ``get_test_transform`` is still the base's fixed-size
-    resize.
+    Data: ``train_transforms`` are ppdet's ``sample_transforms`` after ``Decode`` and
+    ``Poly2Mask`` (masks are decoded with the annotations, ``train_with_masks``), before
+    ``NormalizeImage``; the batch transforms are ``PadBatch(pad_to_stride)`` and
+    ``Gt2Solov2Target(**solov2_targets)``. ``test_size`` is the EvalReader's keep-ratio
+    ``Resize`` target (interp 1, linear); eval batches are padded to ``pad_to_stride``.
     Schedule: ``base_lr`` is Paddle's LR for the total batch ``train_batch_size *
     ref_num_devices`` (2 x 8 GPUs), scaled linearly by the trainer; Momentum with the L2
     regulariser ``weight_decay``, none on the GroupNorm affine and on the DCN biases (which
@@ -128,8 +126,36 @@ class SOLOv2Exp(BaseExp):
 
         return build_lr_scheduler(self, iters_per_epoch, batch_size)
 
+    def get_train_loader(self, batch_size, num_workers, rank=0, world_size=1, seed=0):
+        """SOLOv2's TrainReader: the sample transforms, then ``PadBatch`` and
+        ``Gt2Solov2Target`` in the loader workers (batches: ``images`` uint8, the padded
+        ``gt_*`` and ``ins_label{l}`` / ``cate_label{l}`` / ``grid_order{l}`` / ``fg_num``)."""
+        from mmdet_lite.data.collate import TrainCollate
+        from mmdet_lite.data.resize import PadBatch
+        from mmdet_lite.data.solov2_targets import Gt2Solov2Target
+        from mmdet_lite.data.train_loader import build_train_loader
+
+        collate = TrainCollate(PadBatch(self.pad_to_stride),
+                               targets=Gt2Solov2Target(**self.solov2_targets))
+        return build_train_loader(self.get_train_dataset(), batch_size, num_workers, seed,
+                                  rank=rank, world_size=world_size,
+                                  sample_transforms=self.sample_transforms(),
+                                  mosaic_epoch=self.mosaic_epoch, collate_fn=collate,
+                                  with_masks=True)
+
+    def get_test_transform(self):
+        from mmdet_lite.data.geometric import TestTransform
+
+        return TestTransform(tuple(self.test_size), interp=1, keep_ratio=True)
+
+    def get_eval_loader(self, batch_size, num_workers, rank=0, world_size=1):
+        from mmdet_lite.data.loader import build_eval_loader
+
+        return build_eval_loader(self.get_eval_dataset(), batch_size, num_workers, rank=rank,
+                                 world_size=world_size, pad_to_stride=self.pad_to_stride)
+
     @property
     def convert_rules(self):
-        from mmdet_lite.convert.solov2_head_rules import SOLOV2_HEAD_RULES
+        from mmdet_lite.convert.solov2_rules import SOLOV2_RULES
 
-        return SOLOV2_HEAD_RULES
+        return SOLOV2_RULES

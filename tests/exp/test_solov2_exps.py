@@ -13,6 +13,7 @@ from mmdet_lite.exp import SOLOv2Exp, get_exp
 from mmdet_lite.models.architectures import solov2
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.registry import Registry
+
 from config_compare import config_mismatches
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 

@@ -22,6 +22,7 @@ from mmdet_lite.models.architectures.solov2 import build_solov2_heads
 from mmdet_lite.models.heads.solov2_head import SOLOv2Head
 from mmdet_lite.models.post_process.matrix_nms import mask_matrix_nms
 from mmdet_lite.models.post_process.solov2_postprocess import paddle_orig_size, solov2_postprocess
+
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_solov2_head.py"

@@ -155,7 +155,8 @@ def run_heads(config, out_dir, run=True):
     out.update({f"kernel{i}": k.numpy() for i, k in enumerate(kernels)})
     out["seg_pred"] = seg_pred.numpy()
     out.update({f"cate_logit{i}": logit for i, logit in enumerate(cate_logits)})
-    head.get_seg_single = paddle2_semantics(type(head).get_seg_single, expected_sites=6).__get__(head)
+    get_seg_single = paddle2_semantics(type(head).get_seg_single, expected_sites=6)
+    head.get_seg_single = get_seg_single.__get__(head)
     head.mask_nms.__class__ = Paddle2MaskMatrixNMS
     for i, (size, scale) in enumerate(IMAGES):
         im_shape = paddle.to_tensor(np.array([size], dtype=np.float32))

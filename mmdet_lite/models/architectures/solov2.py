@@ -1,25 +1,18 @@
 """The SOLOv2 detector: ResNet backbone, FPN, SOLOv2Head and SOLOv2MaskHead."""
 from mmdet_lite.models.architectures.base import NormalizedInputDetector
-from mmdet_lite.models.backbones.resnet_vd import ResNetVd
+from mmdet_lite.models.backbones import BACKBONES
 from mmdet_lite.models.heads.solov2_head import SOLOv2Head
 from mmdet_lite.models.heads.solov2_mask_head import SOLOv2MaskHead
+from mmdet_lite.models.losses.solov2_loss import SOLOv2Loss
+from mmdet_lite.models.necks.fpn import FPN
 from mmdet_lite.models.post_process.solov2_postprocess import solov2_postprocess
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.registry import Registry
 
 __all__ = ["SOLOv2", "build_solov2", "build_solov2_heads", "BACKBONES", "NECKS", "LOSSES"]
 
-BACKBONES = Registry("backbone.name", {"ResNetVd": ResNetVd})
-NECKS = Registry("neck.name")
-
-
-def _solov2_loss(**kwargs):
-    from mmdet_lite.models.losses.solov2_loss import SOLOv2Loss
-
-    return SOLOv2Loss(**kwargs)
-
-
-LOSSES = Registry("loss.name", {"SOLOv2Loss": _solov2_loss})
+NECKS = Registry("neck.name", {"FPN": FPN})
+LOSSES = Registry("loss.name", {"SOLOv2Loss": SOLOv2Loss})
 
 
 class SOLOv2(NormalizedInputDetector):

@@ -4,56 +4,23 @@ Paddle's ``ConvNormLayer(norm_type="gn")`` as the SOLOv2 heads use it: a k x k c
 (or, with ``use_dcn``, a DCNv2 with bias whose biases learn at 2x LR without weight decay) and a
 32-group GroupNorm whose affine has no weight decay (``norm_decay=0``).
 """
-import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.ops import deform_conv2d
+
+from mmdet_lite.models.layers import DeformableConvV2
 
 __all__ = ["ConvGN", "DropBlock", "coord_features", "deformable_conv"]
 
 HEAD_DCN_BIAS_LR_MULT = 2.0  # ConvNormLayer(dcn_lr_scale=2.0, dcn_regularizer=L2Decay(0.0))
 
 
-class _DeformableConvV2(nn.Module):
-    """Modulated deformable conv (DCNv2) with bias: (N, Cin, H, W) -> (N, Cout, H, W), stride 1.
-
-    Stand-in until ``mmdet_lite.models.layers.DeformableConvV2`` is shared: the same state-dict
-    names (``conv_offset`` predicting 3 k^2 channels, the first 2 k^2 the (dy, dx) offsets per
-    kernel position, the last k^2 the mask logits; ``weight``, ``bias``) and the same
-    ``param_lr_mults()`` / ``no_weight_decay()`` (biases at 2x LR, not decayed).
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size):
-        super().__init__()
-        self.kernel_points = kernel_size * kernel_size
-        self.padding = (kernel_size - 1) // 2
-        self.conv_offset = nn.Conv2d(in_channels, 3 * self.kernel_points, kernel_size,
-                                     padding=self.padding)
-        nn.init.zeros_(self.conv_offset.weight)
-        nn.init.zeros_(self.conv_offset.bias)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size,
-                                               kernel_size))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        self.bias = nn.Parameter(torch.zeros(out_channels))
-
-    def param_lr_mults(self):
-        return {"conv_offset.bias": HEAD_DCN_BIAS_LR_MULT, "bias": HEAD_DCN_BIAS_LR_MULT}
-
-    def no_weight_decay(self):
-        return ["conv_offset.bias", "bias"]
-
-    def forward(self, x):
-        offset, mask = self.conv_offset(x).split([2 * self.kernel_points, self.kernel_points], 1)
-        return deform_conv2d(x, offset, self.weight, self.bias, padding=self.padding,
-                             mask=mask.sigmoid())
-
-
 def deformable_conv(in_channels, out_channels, kernel_size):
     """The heads' DCNv2 (Paddle ``DeformableConvV2`` of a ``ConvNormLayer(use_dcn=True)``):
     stride 1, ``(k - 1) // 2`` padding, with bias; the one place the heads build a DCN."""
-    return _DeformableConvV2(in_channels, out_channels, kernel_size)
+    return DeformableConvV2(in_channels, out_channels, kernel_size, bias=True,
+                            bias_lr_mult=HEAD_DCN_BIAS_LR_MULT, bias_decay=False)
 
 
 class ConvGN(nn.Module):

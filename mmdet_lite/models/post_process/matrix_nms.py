@@ -19,8 +19,9 @@ def _top(scores, top_n):
 def matrix_nms_decay(masks, labels, sum_masks, kernel="gaussian", sigma=2.0):
     """The decay factor (n,) of each of n candidates sorted best first.
 
-    ``masks`` (n, P) binary float, ``labels`` (n,), ``sum_masks`` (n,) the masks' areas. With IoU_ij of a better candidate i over j of the same
-    label and comp_i the largest IoU of i with any candidate better than it, the factor of j is
+    ``masks`` (n, P) binary float, ``labels`` (n,), ``sum_masks`` (n,) the masks' areas. With
+    IoU_ij of a better candidate i over j of the same label and comp_i the largest IoU of i with
+    any candidate better than it, the factor of j is
     ``min_i f(IoU_ij) / f(comp_i)``: gaussian ``f(x) = exp(-sigma x^2)``, linear ``1 - x`` (the
     minimum runs over every row, as Paddle's, rows of no overlap giving ``1 / f(comp_i)``).
     """

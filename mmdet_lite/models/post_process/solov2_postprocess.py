@@ -75,7 +75,8 @@ def solov2_image_detections(cate_scores, kernels, mask_feats, cell_strides, inpu
     candidates = torch.nonzero((cate_scores > score_threshold) & (cate_scores != 0))
     cells, labels = candidates[:, 0], candidates[:, 1]
     scores = cate_scores[cells, labels]
-    seg_preds = torch.sigmoid((kernels[cells] @ mask_feats.flatten(1)).view(-1, *mask_feats.shape[1:]))
+    seg_logits = kernels[cells] @ mask_feats.flatten(1)
+    seg_preds = torch.sigmoid(seg_logits.view(-1, *mask_feats.shape[1:]))
     seg_masks = seg_preds > mask_threshold
     sum_masks = seg_masks.sum(dim=(1, 2)).to(seg_preds.dtype)
     keep = sum_masks > cell_strides[cells].to(sum_masks.dtype)
