@@ -29,12 +29,11 @@ from transformers import RTDetrImageProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_rtdetr_parity import match_detections, take  # noqa: E402
-
 from mmdet_lite.models.post_process.detr_postprocess import detr_postprocess  # noqa: E402
 from mmdet_lite.models.transformers.position_encoding import generate_anchors  # noqa: E402
 
 from rtdetr_hf import EXPS, build_pair  # noqa: E402
+from test_rtdetr_parity import match_detections, take  # noqa: E402
 
 ORIG_SIZE = (480.0, 640.0)
 

@@ -16,10 +16,11 @@ for _path in (REPO_ROOT, REPO_ROOT / "tests", REPO_ROOT / "tests/models"):
         sys.path.insert(0, str(_path))
 
 from test_rtdetr_backbones import _hf_hgnet, _hf_resnet, _hf_to_ours_hgnet, _hf_to_ours_resnet  # noqa: E402
-from test_rtdetr_parity import randomize_, to_hf_state_dict  # noqa: E402
 from transformers import RTDetrConfig, RTDetrForObjectDetection  # noqa: E402
 
 from mmdet_lite.exp import get_exp  # noqa: E402
+
+from test_rtdetr_parity import randomize_, to_hf_state_dict  # noqa: E402
 
 __all__ = ["EXPS", "spread_", "build_ours", "hf_config", "build_hf", "build_pair"]
 

@@ -1,13 +1,13 @@
 """``fuse_model``: BatchNorm folded into the convolutions, RepVGG branches merged, same outputs."""
 import torch
 import torch.nn as nn
-from test_rtdetr_parity import randomize_
 
 from mmdet_lite.exp import get_exp
 from mmdet_lite.models.fuse import fuse_model
 from mmdet_lite.models.layers import FrozenBatchNorm2d, RepVggBlock
 
 from conftest import REPO_ROOT
+from test_rtdetr_parity import randomize_
 
 
 def _norms(model):
