@@ -1,15 +1,13 @@
 """The SOLOv2 detector on its own: the detector contract (eval outputs, batched post-processing,
 training losses), the heads' blocks and the post-processing helpers, checked by hand.
 
-The backbone is the existing ResNet-vd; the FPN is a minimal stand-in defined here (lateral 1x1
-convs, P6 by max-pool), registered for the test only.
+A small ResNet-18 (variant d) and the real FPN (32 channels); the loss is a recorder.
 """
 import math
 
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from mmdet_lite.models.architectures import solov2
 from mmdet_lite.models.heads.solov2_blocks import ConvGN, DropBlock, coord_features
@@ -24,19 +22,6 @@ from mmdet_lite.utils.registry import Registry
 GRIDS = [12, 10, 8, 6, 4]
 
 
-class StubFPN(nn.Module):
-    """Lateral 1x1 convs on the four inputs plus P6 = max_pool(k1, s2) of the last."""
-
-    def __init__(self, in_channels, out_channel):
-        super().__init__()
-        self.lateral_convs = nn.ModuleList(nn.Conv2d(c, out_channel, 1) for c in in_channels)
-        self.out_channels = [out_channel] * (len(in_channels) + 1)
-
-    def forward(self, feats):
-        outs = [conv(f) for conv, f in zip(self.lateral_convs, feats)]
-        return outs + [F.max_pool2d(outs[-1], 1, stride=2)]
-
-
 class RecordingLoss(nn.Module):
     """Records its arguments; returns (sum of mask logits, sum of category logits) * 1e-3."""
 
@@ -48,12 +33,12 @@ class RecordingLoss(nn.Module):
 
 @pytest.fixture
 def model(monkeypatch):
-    monkeypatch.setattr(solov2, "NECKS", Registry("neck.name", {"FPN": StubFPN}))
     monkeypatch.setattr(solov2, "LOSSES", Registry("loss.name", {"RecordingLoss": RecordingLoss}))
     torch.manual_seed(0)
     return solov2.build_solov2(
         num_classes=3,
-        backbone=dict(name="ResNetVd", depth=18, return_idx=[0, 1, 2, 3], freeze_norm=False),
+        backbone=dict(name="ResNet", variant="d", depth=18, return_idx=[0, 1, 2, 3],
+                      freeze_norm=False),
         neck=dict(name="FPN", out_channel=32),
         head=dict(seg_feat_channels=32, stacked_convs=2, num_grids=GRIDS, kernel_out_channels=32,
                   dcn_v2_stages=[1], drop_block=True, score_threshold=0.05),
