@@ -10,9 +10,7 @@ import pytest
 import torch
 
 from mmdet_lite.exp import SOLOv2Exp, get_exp
-from mmdet_lite.models.architectures import solov2
 from mmdet_lite.utils.errors import UserError
-from mmdet_lite.utils.registry import Registry
 
 from config_compare import config_mismatches
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
@@ -125,37 +123,17 @@ def test_the_dump_is_paddles_deep_merge(paddle_dumps):
     assert paddle_dumps["solov2_r50_fpn_3x_coco"]["effective"]["backbone"]["variant"] == "b"
 
 
-class _StubBackbone(torch.nn.Module):
-    """Records its kwargs; four maps of ResNet-50's channels at strides 4..32."""
-
-    def __init__(self, **kwargs):
-        super().__init__()
-        self.kwargs = kwargs
-        self.out_channels = [256, 512, 1024, 2048]
-
-
-class _StubNeck(torch.nn.Module):
-    def __init__(self, in_channels, out_channel, **kwargs):
-        super().__init__()
-        self.in_channels, self.kwargs = in_channels, kwargs
-        self.out_channels = [out_channel] * 5
-
-
-@pytest.fixture
-def stub_registries(monkeypatch):
-    """The backbone and neck tables with stand-ins (the heads are the real ones)."""
-    monkeypatch.setattr(solov2, "BACKBONES", Registry("backbone.name", {"ResNet": _StubBackbone}))
-    monkeypatch.setattr(solov2, "NECKS", Registry("neck.name", {"FPN": _StubNeck}))
-
-
 @pytest.mark.parametrize("path", sorted(EXPS.glob("*.py")), ids=lambda p: p.stem)
-def test_every_solov2_exp_builds_its_model(path, stub_registries):
+def test_every_solov2_exp_builds_its_model(path):
     exp = get_exp(path)
     assert isinstance(exp, SOLOv2Exp) and exp.exp_name == path.stem and exp.train_with_masks
     with torch.device("meta"):
         model = exp.get_model()
-    assert model.backbone.kwargs["depth"] == exp.backbone["depth"]
-    assert model.neck.in_channels == [256, 512, 1024, 2048]
+    assert list(model.backbone.out_channels) == [256, 512, 1024, 2048]
+    assert len(model.backbone.res4) == {50: 6, 101: 23}[exp.backbone["depth"]]
+    backbone_dcn = any(hasattr(m, "conv_offset") for m in model.backbone.modules())
+    assert backbone_dcn == (list(exp.backbone.get("dcn_v2_stages", [-1])) != [-1])
+    assert list(model.neck.out_channels) == [exp.neck["out_channel"]] * 5
     head, mask_head = model.head, model.mask_head
     assert len(head.kernel_convs) == len(head.cate_convs) == exp.head["stacked_convs"]
     dcn = [i for i, conv in enumerate(head.kernel_convs) if hasattr(conv.conv, "conv_offset")]
@@ -168,7 +146,7 @@ def test_every_solov2_exp_builds_its_model(path, stub_registries):
     assert head.mask_nms == exp.mask_nms and model.loss_config == exp.loss
 
 
-def test_overrides_and_thresholds_reach_the_model(stub_registries):
+def test_overrides_and_thresholds_reach_the_model():
     exp = get_exp(EXPS / "solov2_r50_fpn_3x_coco.py")
     exp.merge(["num_classes", "3", "head.stacked_convs", "2", "mask_nms.post_nms_top_n", "30"])
     assert exp.get_score_threshold() == 0.1
