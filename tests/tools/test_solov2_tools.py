@@ -1,9 +1,11 @@
 """SOLOv2 through the shared tools: ``Predictor`` masks in original pixels, ``tools/demo.py``
-drawing them.
+drawing them, ``tools/eval.py`` writing and scoring ``bbox.json`` and ``segm.json``.
 
 The tiny SOLOv2 of ``tiny_solov2`` (random weights, category conv biased so that it detects) on
 the ``shapes4`` images (polygon annotations).
 """
+import json
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,25 @@ def test_demo_draws_solov2_masks_on_an_image(shapes4, ckpt, tmp_path):
     changed = (np.abs(picture.astype(int) - original.astype(int)).max(2) > 30).mean()
     assert changed > 0.2, changed
 
+
+def test_eval_writes_and_scores_bbox_and_segm(shapes4, ckpt, tmp_path):
+    proc = start_tool("eval.py", "-f", EXP_FILE, "-c", ckpt, "-b", "2", "-w", "0", "--device",
+                      "cpu", *tiny_opts(*_data_opts(shapes4), "output_dir", tmp_path),
+                      cwd=tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    log = out + err
+    assert "Evaluate annotation type *bbox*" in log and "Evaluate annotation type *segm*" in log
+    assert log.count("Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all") == 2, log[-3000:]
+    assert log.count("Average Recall") == 12
+    save_dir = tmp_path / EXP_FILE.stem
+    bbox = json.loads((save_dir / "bbox.json").read_text())
+    segm = json.loads((save_dir / "segm.json").read_text())
+    assert len(bbox) == len(segm) > 0 and {d["image_id"] for d in segm} <= {1, 2}
+    sizes = {img["id"]: (img["height"], img["width"])
+             for img in json.loads((shapes4 / "annotations/val.json").read_text())["images"]}
+    for d in segm:
+        rle = d["segmentation"]
+        assert tuple(rle["size"]) == sizes[d["image_id"]] and isinstance(rle["counts"], str)
+    assert [(d["image_id"], d["category_id"], d["score"]) for d in bbox] == \
+        [(d["image_id"], d["category_id"], d["score"]) for d in segm]
