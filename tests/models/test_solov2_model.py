@@ -53,7 +53,8 @@ def model(monkeypatch):
     torch.manual_seed(0)
     return solov2.build_solov2(
         num_classes=3,
-        backbone=dict(name="ResNetVd", depth=18, return_idx=[0, 1, 2, 3], freeze_norm=False),
+        backbone=dict(name="ResNet", depth=18, variant="d", return_idx=[0, 1, 2, 3],
+                      freeze_norm=False),
         neck=dict(name="FPN", out_channel=32),
         head=dict(seg_feat_channels=32, stacked_convs=2, num_grids=GRIDS, kernel_out_channels=32,
                   dcn_v2_stages=[1], drop_block=True, score_threshold=0.05),
