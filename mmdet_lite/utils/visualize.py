@@ -4,7 +4,10 @@ import colorsys
 import cv2
 import numpy as np
 
-__all__ = ["vis", "color_for", "place_label"]
+__all__ = ["vis", "draw_mask", "color_for", "place_label"]
+
+MASK_ALPHA = 0.5
+"""Weight of the class colour in a mask's translucent overlay."""
 
 
 def color_for(label):
@@ -34,11 +37,27 @@ def place_label(box, label_wh, image_wh, placed):
     return x, y
 
 
+def draw_mask(image, mask, color):
+    """Blend ``mask`` (H, W) bool into ``image`` (BGR uint8 (H, W, 3), in place) in ``color``
+    (``MASK_ALPHA`` of the colour over the pixels) and trace its outline (1 px, the colour)."""
+    mask = np.asarray(mask).astype(bool)
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"a mask of {mask.shape} for an image of {image.shape[:2]}: masks must "
+                         "be in the image's pixels")
+    tint = np.asarray(color, np.float32)
+    image[mask] = (image[mask] * (1 - MASK_ALPHA) + tint * MASK_ALPHA).astype(np.uint8)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(image, contours, -1, color, 1)
+    return image
+
+
 def vis(image, boxes, scores, labels, class_names=None, conf=0.0, masks=None):
     """Return a copy of ``image`` (BGR uint8 (H, W, 3)) with the detections drawn.
 
     ``boxes (N, 4)`` x1 y1 x2 y2 in the image's pixels, ``scores (N,)``, ``labels (N,)``;
-    detections scoring below ``conf`` are skipped. ``masks (N, H, W)`` bool are blended in.
+    detections scoring below ``conf`` are skipped. ``masks (N, H, W)`` bool are blended in
+    with their outlines (``draw_mask``).
     Each box is labelled ``"<class name>:<score %>"``; labels stay inside the image and do not
     cover each other (the best detections are placed first, where they would go alone).
     """
@@ -58,8 +77,7 @@ def vis(image, boxes, scores, labels, class_names=None, conf=0.0, masks=None):
     for i in reversed(order):  # best drawn last, on top
         color = color_for(int(labels[i]))
         if masks is not None:
-            mask = np.asarray(masks[i]).astype(bool)
-            out[mask] = (0.5 * out[mask] + 0.5 * np.asarray(color)).astype(np.uint8)
+            draw_mask(out, masks[i], color)
         x1, y1, x2, y2 = (int(round(float(v))) for v in boxes[i])
         cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
         text, (x, y), (w, h), th = texts[i]

@@ -225,6 +225,11 @@ def test_evaluator_end_to_end(shapes, tmp_path, with_masks):
     assert {r["category_id"] for r in bbox} == {1, 3, 7, 10, 15}
     assert (tmp_path / "out/segm.json").exists() == with_masks
     assert sorted(evaluator.last_stats) == (["bbox", "segm"] if with_masks else ["bbox"])
+    if with_masks:  # the ground-truth masks as detections: segm AP 1.0, through RLE results
+        assert evaluator.last_stats["segm"][:3] == [1.0, 1.0, 1.0]
+        segm = json.loads((tmp_path / "out/segm.json").read_text())
+        assert len(segm) == len(bbox)
+        assert all(isinstance(r["segmentation"]["counts"], str) for r in segm)
 
 
 def test_unwritable_output_dir(shapes, tmp_path):

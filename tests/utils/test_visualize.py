@@ -1,7 +1,8 @@
 """Drawing detections: labels stay inside the image and do not cover each other."""
 import numpy as np
+import pytest
 
-from mmdet_lite.utils.visualize import place_label, vis
+from mmdet_lite.utils.visualize import color_for, draw_mask, place_label, vis
 
 
 def _overlap(a, b):
@@ -29,3 +30,22 @@ def test_vis_draws_inside_the_image():
     drawn = vis(image, [[70, 1, 120, 50], [-5, 40, 30, 70]], [0.9, 0.5], [0, 1], ["a", "b"])
     assert drawn.shape == image.shape and drawn.any() and not image.any()
     assert drawn[:, 60:].any()  # the first label, moved left from x=70 but still at the right
+
+
+def test_vis_blends_masks_and_traces_their_outlines():
+    image = np.full((120, 160, 3), 100, np.uint8)
+    masks = np.zeros((2, 120, 160), bool)
+    masks[0, 40:80, 30:70] = True  # a square, away from its box's edges and label
+    masks[1, 90:110, 120:150] = True  # below ``conf``: not drawn
+    boxes = [[20, 30, 80, 90], [110, 85, 155, 115]]
+    drawn = vis(image, boxes, [0.9, 0.1], [2, 1], ["a", "b", "c"], conf=0.3, masks=masks)
+    color = np.asarray(color_for(2), np.float32)
+    blended = (100 * 0.5 + color * 0.5).astype(np.uint8)
+    assert (drawn[45:75, 35:65] == blended).all()  # translucent overlay inside the mask
+    assert (drawn[40, 30:70] == color.astype(np.uint8)).all()  # the outline, in the colour
+    assert (drawn[79, 30:70] == color.astype(np.uint8)).all()
+    assert (drawn[35, 25:75] == 100).all() and (drawn[85, 25:75] == 100).all()  # box, not mask
+    assert (drawn[92:108, 122:148] == 100).all()  # the skipped detection's mask
+    assert (image == 100).all()
+    with pytest.raises(ValueError, match="masks must be in the image's pixels"):
+        draw_mask(image.copy(), masks[0][:60], (0, 0, 255))

@@ -1,0 +1,40 @@
+"""A tiny SOLOv2 for the tool tests: solov2_r50_fpn_1x_coco reduced as in
+``tests/test_training_solov2.py`` (ResNet-18 variant b, 64-channel FPN and towers, 32 kernel
+channels, 5 classes, test size 128x160), random weights whose category conv is biased so that
+every cell is a candidate (scores ~0.7), saved as a checkpoint."""
+from pathlib import Path
+
+import torch
+
+from mmdet_lite.data.synthetic import SHAPE_CATEGORIES
+from mmdet_lite.exp import get_exp
+from mmdet_lite.utils.checkpoint import save_checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXP_FILE = REPO_ROOT / "exps" / "solov2" / "solov2_r50_fpn_1x_coco.py"
+NUM_CLASSES = len(SHAPE_CATEGORIES)
+TINY = ["num_classes", NUM_CLASSES, "backbone.depth", 18, "neck.out_channel", 64,
+        "head.seg_feat_channels", 64, "head.stacked_convs", 2, "head.kernel_out_channels", 32,
+        "mask_head.mid_channels", 32, "mask_head.out_channels", 32, "test_size", "128,160"]
+"""KEY VALUE overrides of ``EXP_FILE`` that make the tiny model."""
+
+
+def tiny_opts(*extra):
+    """``TINY`` plus ``extra`` KEY VALUE pairs, as strings (for ``exp.merge`` or a command line)."""
+    return [str(v) for v in (*TINY, *extra)]
+
+
+def solov2_exp(*extra):
+    exp = get_exp(str(EXP_FILE))
+    exp.merge(tiny_opts(*extra))
+    return exp
+
+
+def detecting_checkpoint(path, seed=0):
+    """Save the tiny model's random weights with ``solo_cate`` biased to +1 (sigmoid 0.73) to
+    ``path``; returns the path."""
+    torch.manual_seed(seed)
+    model = solov2_exp().get_model()
+    with torch.no_grad():
+        model.head.solo_cate.bias.fill_(1.0)
+    return save_checkpoint({"model": model.state_dict()}, path)
