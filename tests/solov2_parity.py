@@ -59,3 +59,17 @@ def mask_ious(ours, theirs):
     inter = (ours & theirs).sum((1, 2))
     union = (ours | theirs).sum((1, 2))
     return inter / np.maximum(union, 1)
+
+
+def offset_magnitudes(model, run):
+    """Mean |offset| (pixels) of every DCN (a module with a ``conv_offset``) in ``model`` while
+    ``run()`` runs it, one value per DCN call."""
+    values = []
+    hooks = [m.conv_offset.register_forward_hook(
+        lambda mod, inp, out: values.append(out[:, :2 * mod.weight.shape[-1] ** 2].abs().mean()))
+        for m in model.modules() if hasattr(m, "conv_offset")]
+    with torch.no_grad():
+        run()
+    for hook in hooks:
+        hook.remove()
+    return torch.stack(values) if values else torch.zeros(0)

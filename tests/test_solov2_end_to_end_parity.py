@@ -27,8 +27,9 @@ from mmdet_lite.exp import get_exp
 from mmdet_lite.models.post_process.solov2_postprocess import paddle_orig_size
 
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
-from solov2_parity import (MAX_TIE_FLIPS, MIN_MASK_IOU, OUTPUT_TOL, SCORE_TOL,
-                           flat_paddle_outputs, mask_ious, score_mismatches, without_fake)
+from solov2_parity import (MAX_TIE_FLIPS, MIN_MASK_IOU, OUTPUT_TOL, SCORE_TOL, TIE_TOL,
+                           flat_paddle_outputs, mask_ious, offset_magnitudes, score_mismatches,
+                           without_fake)
 from test_end_to_end_parity import (INPUT_TOL, assert_sizes_differ, convert_weights, draw_scene,
                                     run_two_at_a_time)
 
@@ -39,6 +40,10 @@ CI_SIZE = (256, 416)
 CI_IMAGE_SIZES = [(512, 832), (384, 480), (192, 288)]
 NUM_LEVELS = 5
 MIN_INSTANCES = 20
+# A flipped stride-4 mask pixel moves a Matrix NMS IoU by ~1 / (mask area) (~2e-4 for the
+# measured ~4300-pixel masks) and a decayed score by about as much: at most MAX_TIE_FLIPS
+# instances of a label with such a near-tie may differ by more than SCORE_TOL, by at most this.
+TIE_SCORE_TOL = 1e-3
 
 
 def make_images(folder, sizes):
@@ -61,8 +66,9 @@ def relative_diff(ours, theirs):
 def raw_stats(model, ref, k, orig_size):
     """Our backbone, neck, heads and post-processing on Paddle's input of image ``k`` (original
     size ``orig_size`` (h, w)) vs Paddle's outputs: max differences and the instance stats."""
+    x = torch.from_numpy(ref[f"image{k}"])[None]
+    offsets = offset_magnitudes(model, lambda: model.forward_features(x))
     with torch.inference_mode():
-        x = torch.from_numpy(ref[f"image{k}"])[None]
         backbone = model.backbone(x)
         neck = model.neck(backbone)
         cate_scores, kernels = model.head(neck)
@@ -79,22 +85,42 @@ def raw_stats(model, ref, k, orig_size):
                      for l, o in enumerate(backbone)),
         neck=max(relative_diff(o.numpy(), ref[f"neck{k}_{l}"]) for l, o in enumerate(neck)),
         cate_flips=differ, cate_off_tie=off_tie,
+        backbone_offsets=float(offsets.min()) if len(offsets) else None,
         kernel=relative_diff(kernels.numpy(), kernel),
         mask_feat=relative_diff(mask_feats.numpy(), ref[f"seg_pred{k}"]),
-        **instance_stats(det.labels.numpy(), det.scores.numpy(), det.masks.numpy(), ref, k))
+        **instance_stats(det.labels.numpy(), det.scores.numpy(), det.masks.numpy(), ref, k,
+                         mask_tie_labels(model.head, cate_scores[0], kernels[0], mask_feats[0])))
 
 
-def instance_stats(labels, scores, masks, ref, k):
+def mask_tie_labels(head, cate_scores, kernels, mask_feats):
+    """Labels of the candidates whose stride-4 soft mask has a pixel within ``TIE_TOL`` of the
+    mask threshold: float rounding may flip it, which moves the mask's area and its Matrix NMS
+    IoUs with the other candidates of its label (decay is per label) by one pixel."""
+    cells, labels = torch.nonzero(cate_scores > head.score_threshold, as_tuple=True)
+    soft = torch.sigmoid(kernels[cells] @ mask_feats.flatten(1))
+    near = ((soft - head.mask_threshold).abs() <= TIE_TOL).any(dim=1)
+    return set(labels[near].tolist())
+
+
+def instance_stats(labels, scores, masks, ref, k, tie_labels):
     """Our instances of image ``k`` (labels (K,), scores (K,), bool masks (K, H, W)) vs Paddle's:
-    counts, labels equal, max score difference, min mask IoU (over Paddle's mask extent, see
-    ``paddle_orig_size``)."""
+    counts, labels equal, max score difference (``det_score``; ``det_score_off_tie``: of the
+    instances whose label is not in ``tie_labels``, see ``mask_tie_labels``; ``det_score_ties``:
+    how many instances of those labels differ by more than ``SCORE_TOL``), min mask IoU (over
+    Paddle's mask extent, see ``paddle_orig_size``)."""
     theirs = without_fake(ref[f"label{k}"], ref[f"score{k}"], ref[f"segm{k}"])
     stats = dict(num_ours=len(labels), num_paddle=len(theirs[0]), labels_equal=False,
-                 det_score=float("inf"), mask_iou=0.0)
+                 det_score=float("inf"), det_score_off_tie=float("inf"), det_score_ties=0,
+                 det_score_at_tie=float("inf"), mask_iou=0.0)
     if len(labels) == len(theirs[0]):
         height, width = paddle_orig_size(ref[f"im_shape{k}"][0], ref[f"scale_factor{k}"][0])
+        diff = np.abs(scores - theirs[1])
+        at_tie = np.isin(labels, sorted(tie_labels))
         stats.update(labels_equal=bool(np.array_equal(labels, theirs[0])),
-                     det_score=float(np.abs(scores - theirs[1]).max(initial=0.0)),
+                     det_score=float(diff.max(initial=0.0)),
+                     det_score_off_tie=float(diff[~at_tie].max(initial=0.0)),
+                     det_score_ties=int((diff[at_tie] > SCORE_TOL).sum()),
+                     det_score_at_tie=float(diff[at_tie].max(initial=0.0)),
                      mask_iou=float(mask_ious(masks[:, :height, :width], theirs[2]).min(
                          initial=1.0)))
     return stats
@@ -139,7 +165,9 @@ def parity_failures(stats, pixel_std):
                   ("kernels", s["kernel"] <= OUTPUT_TOL),
                   ("mask features", s["mask_feat"] <= OUTPUT_TOL),
                   ("instance count", s["num_ours"] == s["num_paddle"]),
-                  ("labels", s["labels_equal"]), ("scores", s["det_score"] <= SCORE_TOL),
+                  ("labels", s["labels_equal"]), ("scores", s["det_score_off_tie"] <= SCORE_TOL
+                                                  and s["det_score_ties"] <= MAX_TIE_FLIPS
+                                                  and s["det_score_at_tie"] <= TIE_SCORE_TOL),
                   ("masks", s["mask_iou"] >= MIN_MASK_IOU)]
         failures += [f"image {k}: {what} differ ({s})" for what, ok in checks if not ok]
     return failures
@@ -166,5 +194,7 @@ def test_end_to_end_matches_paddle(parity, name):
     stats = parity[name]
     assert len(stats) == len(CI_IMAGE_SIZES)
     assert all(s["num_paddle"] >= MIN_INSTANCES for s in stats)  # meaningful: many instances
+    if name.endswith("enhance_coco"):  # DCNv2 in res3..res5: offsets of several pixels
+        assert all(s["backbone_offsets"] > 1.0 for s in stats)
     pixel_std = get_exp(REPO_ROOT / "exps/solov2" / f"{name}.py").pixel_std
     assert not parity_failures(stats, pixel_std), "\n".join(parity_failures(stats, pixel_std))

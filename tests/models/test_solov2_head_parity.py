@@ -25,7 +25,7 @@ from mmdet_lite.models.post_process.solov2_postprocess import paddle_orig_size, 
 
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
 from solov2_parity import (MIN_MASK_IOU, OUTPUT_TOL, SCORE_TOL, assert_scores_match,
-                           flat_paddle_outputs, mask_ious, without_fake)
+                           flat_paddle_outputs, mask_ious, offset_magnitudes, without_fake)
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_solov2_head.py"
 RUN_CONFIGS = ["solov2_r50_fpn_3x_coco", "solov2_r50_enhance_coco"]
@@ -81,20 +81,6 @@ def paddle_levels(ref, num_levels=5):
                                [ref[f"kernel{i}"] for i in range(num_levels)])
 
 
-def offset_magnitudes(model, feats):
-    """Mean |offset| (pixels) of every DCN in the heads on these inputs."""
-    values = []
-    hooks = [m.conv_offset.register_forward_hook(
-        lambda mod, inp, out: values.append(out[:, :2 * mod.weight.shape[-1] ** 2].abs().mean()))
-        for m in model.modules() if hasattr(m, "conv_offset")]
-    with torch.no_grad():
-        model.head(feats)
-        model.mask_head(feats)
-    for hook in hooks:
-        hook.remove()
-    return torch.stack(values) if values else torch.zeros(0)
-
-
 @pytest.mark.parametrize("name", RUN_CONFIGS)
 def test_heads_match_paddle(references, name):
     exp, model = converted_heads(name, references[name])
@@ -113,7 +99,7 @@ def test_heads_match_paddle(references, name):
     np.testing.assert_allclose(mask_feats.numpy(), ref["seg_pred"], rtol=0, atol=OUTPUT_TOL)
     assert cate_scores.shape == (2, sum(g * g for g in exp.head["num_grids"]), exp.num_classes)
     if exp.head["dcn_v2_stages"]:
-        offsets = offset_magnitudes(model, feats)
+        offsets = offset_magnitudes(model, lambda: (model.head(feats), model.mask_head(feats)))
         assert len(offsets) > 0 and offsets.min() > 1.0
 
 

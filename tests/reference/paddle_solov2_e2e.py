@@ -7,7 +7,8 @@ Runs under the Paddle interpreter only (never imports torch):
 Builds ppdet's SOLOv2 from CONFIG with the EvalReader's keep-ratio ``Resize`` target set to
 (HEIGHT, WIDTH), gives it random weights: backbone and neck as in
 ``paddle_solov2_backbone_neck`` (non-trivial BN statistics, every backbone DCN calibrated on the
-first image to offsets of several pixels), the heads as in ``paddle_solov2_head.randomize``
+first image to offsets of several pixels, FPN outputs scaled to a unit root mean square), the
+heads as in ``paddle_solov2_head.randomize``
 (GroupNorm away from identity, DCN offsets of pixels, category logits biased so that many cells
 are candidates) and saves them with ``paddle.save`` to OUT_DIR/model.pdparams. Every IMAGE then
 goes through the EvalReader's sample transforms (Decode, NormalizeImage, Resize, Permute; every
@@ -54,6 +55,19 @@ def randomize(model, image, seed=0):
     randomize_head(model.mask_head, rng)
     model.eval()
     spread_offsets(model.backbone, image, rng)
+    unit_fpn_outputs(model, image)
+
+
+def unit_fpn_outputs(model, image):
+    """Scale the FPN output convs (linear, no norm) so that the neck's outputs on ``image`` have
+    a root mean square of 1, as the heads' random weights expect (random BN statistics through
+    a ResNet leave them at hundreds; the heads' DCN offsets would span hundreds of pixels)."""
+    with paddle.no_grad():
+        feats = model.neck(model.backbone({"image": paddle.to_tensor(image)}))
+    rms = float(np.sqrt(np.mean(np.concatenate([f.numpy().ravel() for f in feats]) ** 2)))
+    for conv in model.neck.fpn_convs:
+        for param in conv.parameters():
+            param.set_value((param.numpy() / rms).astype(np.float32))
 
 
 def patch_post_processing(head):
