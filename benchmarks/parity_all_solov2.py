@@ -17,7 +17,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 import torch
 from tabulate import tabulate
 
@@ -26,6 +25,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
 
 import test_solov2_end_to_end_parity as e2e  # noqa: E402
 
+from bench_common import run_in_folder  # noqa: E402
 from conftest import PADDLE_CONFIGS  # noqa: E402
 from mmdet_lite.exp import get_exp  # noqa: E402
 from mmdet_lite.exp.build import parse_tsize  # noqa: E402
@@ -41,12 +41,7 @@ def configs_with_paddle_yml():
 
 
 def run_one(name, root, images, size):
-    work = Path(root) / name
-    work.mkdir()
-    try:
-        return name, e2e.run_config(name, str(work), images, size), None
-    except (Exception, pytest.fail.Exception) as err:  # report the config and go on
-        return name, None, f"{type(err).__name__}: {str(err).strip()[-600:]}"
+    return run_in_folder(name, root, lambda work: e2e.run_config(name, work, images, size))
 
 
 def main(argv=None):
