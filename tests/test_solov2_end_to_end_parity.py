@@ -121,9 +121,22 @@ def instance_stats(labels, scores, masks, ref, k, tie_labels):
                      det_score_off_tie=float(diff[~at_tie].max(initial=0.0)),
                      det_score_ties=int((diff[at_tie] > SCORE_TOL).sum()),
                      det_score_at_tie=float(diff[at_tie].max(initial=0.0)),
-                     mask_iou=float(mask_ious(masks[:, :height, :width], theirs[2]).min(
-                         initial=1.0)))
+                     mask_iou=tie_matched_iou(labels, scores, masks[:, :height, :width],
+                                              *theirs))
     return stats
+
+
+def tie_matched_iou(labels, scores, masks, their_labels, their_scores, their_segm):
+    """Min over Paddle's instances of the best mask IoU with one of ours of the same label and a
+    score within ``SCORE_TOL`` (instances of near-equal scores may sort either way)."""
+    worst = 1.0
+    for label, score, segm in zip(their_labels, their_scores, their_segm):
+        near = (labels == label) & (np.abs(scores - score) <= SCORE_TOL)
+        if not near.any():
+            return 0.0
+        worst = min(worst, float(mask_ious(masks[near], np.broadcast_to(segm, masks[near].shape)
+                                           ).max()))
+    return worst
 
 
 def run_config(name, work_dir, images, size):
