@@ -128,10 +128,11 @@ def instance_stats(labels, scores, masks, ref, k, tie_labels):
 
 def tie_matched_iou(labels, scores, masks, their_labels, their_scores, their_segm):
     """Min over Paddle's instances of the best mask IoU with one of ours of the same label and a
-    score within ``SCORE_TOL`` (instances of near-equal scores may sort either way)."""
+    score within ``TIE_SCORE_TOL`` (instances of near-equal scores may sort either way; the
+    scores themselves are checked by index)."""
     worst = 1.0
     for label, score, segm in zip(their_labels, their_scores, their_segm):
-        near = (labels == label) & (np.abs(scores - score) <= SCORE_TOL)
+        near = (labels == label) & (np.abs(scores - score) <= TIE_SCORE_TOL)
         if not near.any():
             return 0.0
         worst = min(worst, float(mask_ious(masks[near], np.broadcast_to(segm, masks[near].shape)
