@@ -39,3 +39,16 @@ def run(cmd, env=None, timeout=1800):
         raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-2000:]}\n"
                          f"{proc.stderr[-3000:]}")
     return proc.stdout + proc.stderr
+
+
+def run_in_folder(name, root, run_config):
+    """``(name, run_config(root/name), None)``, or ``(name, None, error text)`` when it raises
+    (an exception or a ``pytest.fail``): the parity scripts report a config and go on."""
+    import pytest
+
+    work = Path(root) / name
+    work.mkdir()
+    try:
+        return name, run_config(str(work)), None
+    except (Exception, pytest.fail.Exception) as err:
+        return name, None, f"{type(err).__name__}: {str(err).strip()[-600:]}"

@@ -16,7 +16,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 import torch
 from tabulate import tabulate
 
@@ -25,6 +24,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
 
 import test_end_to_end_parity as e2e  # noqa: E402
 
+from bench_common import run_in_folder  # noqa: E402
 from conftest import PADDLE_CONFIGS  # noqa: E402
 
 
@@ -35,12 +35,7 @@ def configs_with_paddle_yml():
 
 
 def run_one(name, root, images):
-    work = Path(root) / name
-    work.mkdir()
-    try:
-        return name, e2e.run_config(name, str(work), images), None
-    except (Exception, pytest.fail.Exception) as err:  # report the config and go on
-        return name, None, f"{type(err).__name__}: {str(err).strip()[-600:]}"
+    return run_in_folder(name, root, lambda work: e2e.run_config(name, work, images))
 
 
 def main(argv=None):

@@ -50,20 +50,25 @@ def make_images(folder):
     rng = np.random.default_rng(0)
     paths = [str(REPO_ROOT / "assets/grace_hopper.jpg")]
     for name, (h, w) in (("scene.jpg", (427, 640)), ("scene.png", (333, 500))):
-        noise = rng.integers(0, 256, size=(h // 8, w // 8, 3), dtype=np.uint8)
-        image = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
-        for _ in range(6):
-            centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-            size = int(rng.integers(20, min(h, w) // 3))
-            if rng.random() < 0.5:
-                cv2.circle(image, centre, size, colour, -1)
-            else:
-                cv2.rectangle(image, centre, (centre[0] + size, centre[1] + size), colour, -1)
         path = os.path.join(folder, name)
-        cv2.imwrite(path, image)
+        cv2.imwrite(path, draw_scene(rng, h, w))
         paths.append(path)
     return paths
+
+
+def draw_scene(rng, h, w):
+    """A BGR uint8 (h, w, 3) test image: a smooth random background and six filled shapes."""
+    noise = rng.integers(0, 256, size=(h // 8, w // 8, 3), dtype=np.uint8)
+    image = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
+    for _ in range(6):
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        size = int(rng.integers(20, min(h, w) // 3))
+        if rng.random() < 0.5:
+            cv2.circle(image, centre, size, colour, -1)
+        else:
+            cv2.rectangle(image, centre, (centre[0] + size, centre[1] + size), colour, -1)
+    return image
 
 
 def paddle_reference(name, out_dir, images):
@@ -72,10 +77,11 @@ def paddle_reference(name, out_dir, images):
     return np.load(os.path.join(out_dir, "outputs.npz"))
 
 
-def convert_weights(name, pdparams, pth):
-    """``tools/convert_weights.py`` on the Paddle checkpoint, as a user runs it."""
+def convert_weights(name, pdparams, pth, family="picodet"):
+    """``tools/convert_weights.py`` on the Paddle checkpoint, as a user runs it (the exp
+    exps/<family>/<name>.py)."""
     cmd = [sys.executable, str(REPO_ROOT / "tools/convert_weights.py"), "-f",
-           str(REPO_ROOT / "exps/picodet" / f"{name}.py"), "-c", str(pdparams), "-oc", str(pth),
+           str(REPO_ROOT / "exps" / family / f"{name}.py"), "-c", str(pdparams), "-oc", str(pth),
            "-nc", str(NUM_CLASSES)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300)
@@ -188,16 +194,24 @@ def images(tmp_path_factory):
 @pytest.fixture(scope="module")
 def parity(tmp_path_factory, images):
     """Every CI config, two at a time (each Paddle job runs single-threaded)."""
+    return run_two_at_a_time(tmp_path_factory, CI_CONFIGS,
+                             lambda name, folder: run_config(name, folder, images))
+
+
+def run_two_at_a_time(tmp_path_factory, names, run):
+    """``{name: run(name, fresh folder)}``, two names at a time, torch on one thread."""
     torch.set_num_threads(1)
-
-    def run(name):
-        return name, run_config(name, tmp_path_factory.mktemp(name), images)
-
+    tmp_path_factory.getbasetemp()  # created once, before the threads ask for it
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(run, CI_CONFIGS))
+        return dict(pool.map(lambda name: (name, run(name, tmp_path_factory.mktemp(name))),
+                             names))
 
 
 def test_images_differ_in_size(images):
+    assert_sizes_differ(images)
+
+
+def assert_sizes_differ(images):
     shapes = {cv2.imread(p).shape[:2] for p in images}
     assert len(shapes) == len(images) >= 2
 

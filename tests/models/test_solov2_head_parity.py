@@ -24,6 +24,8 @@ from mmdet_lite.models.post_process.matrix_nms import mask_matrix_nms
 from mmdet_lite.models.post_process.solov2_postprocess import paddle_orig_size, solov2_postprocess
 
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
+from solov2_parity import (MIN_MASK_IOU, OUTPUT_TOL, SCORE_TOL, assert_scores_match,
+                           flat_paddle_outputs, mask_ious, offset_magnitudes, without_fake)
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_solov2_head.py"
 RUN_CONFIGS = ["solov2_r50_fpn_3x_coco", "solov2_r50_enhance_coco"]
@@ -31,10 +33,6 @@ KEYS_ONLY = ["solov2_r101_vd_fpn_3x_coco"]  # every tower conv a DCN: names and 
 IMAGES = [((128, 160), (0.5, 0.5)), ((100, 150), (0.8, 0.75))]  # as in the reference script
 ORIG_SIZES = [(256, 320), (125, 200)]  # the originals those scale factors come from
 NMS_CASES = [(120, 500), (700, 500), (90, 500)]  # (candidates, pre_nms_top_n), as there
-OUTPUT_TOL = 1e-4
-TIE_TOL = 1e-5  # point NMS keeps a cell equal to its 2x2 window's max: near-ties may flip
-SCORE_TOL = 1e-4
-MIN_MASK_IOU = 0.99
 
 
 @pytest.fixture(scope="module")
@@ -77,46 +75,10 @@ def converted_heads(name, out_dir):
     return exp, model.eval()
 
 
-def flat_paddle_outputs(ref, num_levels=5):
-    """Paddle's per-level eval outputs in our flat layout (N, A, C), (N, A, E)."""
-    cates = [ref[f"cate{i}"] for i in range(num_levels)]
-    kernels = [ref[f"kernel{i}"] for i in range(num_levels)]
-    cate = np.concatenate([c.reshape(c.shape[0], -1, c.shape[-1]) for c in cates], axis=1)
-    kernel = np.concatenate([k.reshape(*k.shape[:2], -1).transpose(0, 2, 1) for k in kernels], 1)
-    return cate, kernel
-
-
-def point_nms_near_ties(logits):
-    """Bool (N, S*S, C) of the cells whose 2x2 point-NMS window (the cell and its upper, left
-    and upper-left neighbours) holds another score within ``TIE_TOL`` of theirs: the cells whose
-    keep decision float rounding may flip."""
-    heat = logits.sigmoid()
-    padded = torch.nn.functional.pad(heat, (1, 0, 1, 0), value=-1.0)
-    others = torch.stack([padded[..., :-1, :-1], padded[..., :-1, 1:], padded[..., 1:, :-1]])
-    near = ((others - heat).abs() <= TIE_TOL).any(dim=0)
-    return near.flatten(2).transpose(1, 2)
-
-
-def assert_scores_match(ours, theirs, logits):
-    """Point-NMS'ed scores equal within ``OUTPUT_TOL`` except at a few near-ties."""
-    differ = np.abs(ours - theirs) > OUTPUT_TOL
-    ties = torch.cat([point_nms_near_ties(x) for x in logits], dim=1).numpy()
-    assert differ.sum() <= 10 and not (differ & ~ties).any(), (
-        f"{differ.sum()} scores differ, {(differ & ~ties).sum()} of them at no near-tie")
-
-
-def offset_magnitudes(model, feats):
-    """Mean |offset| (pixels) of every DCN in the heads on these inputs."""
-    values = []
-    hooks = [m.conv_offset.register_forward_hook(
-        lambda mod, inp, out: values.append(out[:, :2 * mod.weight.shape[-1] ** 2].abs().mean()))
-        for m in model.modules() if hasattr(m, "conv_offset")]
-    with torch.no_grad():
-        model.head(feats)
-        model.mask_head(feats)
-    for hook in hooks:
-        hook.remove()
-    return torch.stack(values) if values else torch.zeros(0)
+def paddle_levels(ref, num_levels=5):
+    """Paddle's per-level eval outputs of ``ref`` in our flat layout (N, A, C), (N, A, E)."""
+    return flat_paddle_outputs([ref[f"cate{i}"] for i in range(num_levels)],
+                               [ref[f"kernel{i}"] for i in range(num_levels)])
 
 
 @pytest.mark.parametrize("name", RUN_CONFIGS)
@@ -131,13 +93,13 @@ def test_heads_match_paddle(references, name):
     for level, logits in enumerate(cate_logits):
         np.testing.assert_allclose(logits.numpy(), ref[f"cate_logit{level}"], rtol=0,
                                    atol=OUTPUT_TOL)
-    cate, kernel = flat_paddle_outputs(ref)
+    cate, kernel = paddle_levels(ref)
     assert_scores_match(cate_scores.numpy(), cate, cate_logits)
     np.testing.assert_allclose(kernels.numpy(), kernel, rtol=0, atol=OUTPUT_TOL)
     np.testing.assert_allclose(mask_feats.numpy(), ref["seg_pred"], rtol=0, atol=OUTPUT_TOL)
     assert cate_scores.shape == (2, sum(g * g for g in exp.head["num_grids"]), exp.num_classes)
     if exp.head["dcn_v2_stages"]:
-        offsets = offset_magnitudes(model, feats)
+        offsets = offset_magnitudes(model, lambda: (model.head(feats), model.mask_head(feats)))
         assert len(offsets) > 0 and offsets.min() > 1.0
 
 
@@ -151,7 +113,7 @@ def test_r101_head_keys_convert(references):
 def test_postprocess_matches_paddle(references, name):
     exp, model = converted_heads(name, references[name])
     ref = np.load(references[name] / "outputs.npz")
-    cate, kernel = flat_paddle_outputs(ref)
+    cate, kernel = paddle_levels(ref)
     head = model.head
     dets = solov2_postprocess(
         torch.from_numpy(cate), torch.from_numpy(kernel), torch.from_numpy(ref["seg_pred"]),
@@ -162,18 +124,13 @@ def test_postprocess_matches_paddle(references, name):
     counts = []
     for i, (det, (size, scale), orig) in enumerate(zip(dets, IMAGES, ORIG_SIZES)):
         labels, scores, segm = ref[f"label{i}"], ref[f"score{i}"], ref[f"segm{i}"]
-        fake = scores == 0  # Paddle's appended candidate (kernel of ones), last when present
-        assert fake.sum() <= 1 and not fake[:-1].any()
-        labels, scores, segm = labels[~fake], scores[~fake], segm[~fake]
+        labels, scores, segm = without_fake(labels, scores, segm)
         np.testing.assert_array_equal(det.labels.numpy(), labels)
         np.testing.assert_allclose(det.scores.numpy(), scores, rtol=0, atol=SCORE_TOL)
         height, width = paddle_orig_size(size, scale)
         assert segm.shape[1:] == (height, width) and det.masks.shape[1:] == orig
         assert det.masks.dtype == torch.bool and not det.masks[:, :, width:].any()
-        ours = det.masks[:, :height, :width].numpy()
-        inter = (ours & (segm > 0)).sum((1, 2))
-        union = (ours | (segm > 0)).sum((1, 2))
-        assert (inter / np.maximum(union, 1)).min() >= MIN_MASK_IOU
+        assert mask_ious(det.masks[:, :height, :width].numpy(), segm).min() >= MIN_MASK_IOU
         counts.append(len(det))
     assert min(counts) >= 50  # meaningful: many instances survive Matrix NMS
 
