@@ -25,10 +25,11 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
 
 import test_solov2_end_to_end_parity as e2e  # noqa: E402
 
-from bench_common import run_in_folder  # noqa: E402
-from conftest import PADDLE_CONFIGS  # noqa: E402
 from mmdet_lite.exp import get_exp  # noqa: E402
 from mmdet_lite.exp.build import parse_tsize  # noqa: E402
+
+from bench_common import run_in_folder  # noqa: E402
+from conftest import PADDLE_CONFIGS  # noqa: E402
 
 # Keep-ratio resized to 512x852: 512x832, 512x768 (downscaled) and 512x768 (upscaled).
 IMAGE_SIZES = [(512, 832), (640, 960), (384, 576)]

@@ -21,17 +21,31 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from solov2_parity import (
+    MAX_TIE_FLIPS,
+    MIN_MASK_IOU,
+    OUTPUT_TOL,
+    SCORE_TOL,
+    TIE_TOL,
+    flat_paddle_outputs,
+    mask_ious,
+    offset_magnitudes,
+    score_mismatches,
+    without_fake,
+)
+from test_end_to_end_parity import (
+    INPUT_TOL,
+    assert_sizes_differ,
+    convert_weights,
+    draw_scene,
+    run_two_at_a_time,
+)
 
 from mmdet_lite import Predictor
 from mmdet_lite.exp import get_exp
 from mmdet_lite.models.post_process.solov2_postprocess import paddle_orig_size
 
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
-from solov2_parity import (MAX_TIE_FLIPS, MIN_MASK_IOU, OUTPUT_TOL, SCORE_TOL, TIE_TOL,
-                           flat_paddle_outputs, mask_ious, offset_magnitudes, score_mismatches,
-                           without_fake)
-from test_end_to_end_parity import (INPUT_TOL, assert_sizes_differ, convert_weights, draw_scene,
-                                    run_two_at_a_time)
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_solov2_e2e.py"
 CI_CONFIGS = ["solov2_r50_fpn_3x_coco", "solov2_r50_enhance_coco"]
@@ -77,13 +91,13 @@ def raw_stats(model, ref, k, orig_size):
         det = model.postprocess((cate_scores, kernels, mask_feats),
                                 torch.from_numpy(ref[f"scale_factor{k}"]),
                                 torch.tensor([x.shape[2:]]), torch.tensor([orig_size]))[0]
-    cate, kernel = flat_paddle_outputs([ref[f"cate{k}_{l}"] for l in range(NUM_LEVELS)],
-                                       [ref[f"kernel{k}_{l}"] for l in range(NUM_LEVELS)])
+    cate, kernel = flat_paddle_outputs([ref[f"cate{k}_{lvl}"] for lvl in range(NUM_LEVELS)],
+                                       [ref[f"kernel{k}_{lvl}"] for lvl in range(NUM_LEVELS)])
     differ, off_tie = score_mismatches(cate_scores.numpy(), cate, cate_logits)
     return dict(
-        backbone=max(relative_diff(o.numpy(), ref[f"backbone{k}_{l}"])
-                     for l, o in enumerate(backbone)),
-        neck=max(relative_diff(o.numpy(), ref[f"neck{k}_{l}"]) for l, o in enumerate(neck)),
+        backbone=max(relative_diff(o.numpy(), ref[f"backbone{k}_{lvl}"])
+                     for lvl, o in enumerate(backbone)),
+        neck=max(relative_diff(o.numpy(), ref[f"neck{k}_{lvl}"]) for lvl, o in enumerate(neck)),
         cate_flips=differ, cate_off_tie=off_tie,
         backbone_offsets=float(offsets.min()) if len(offsets) else None,
         kernel=relative_diff(kernels.numpy(), kernel),

@@ -13,6 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from solov2_parity import (
+    MIN_MASK_IOU,
+    OUTPUT_TOL,
+    SCORE_TOL,
+    assert_scores_match,
+    flat_paddle_outputs,
+    mask_ious,
+    offset_magnitudes,
+    without_fake,
+)
 
 from mmdet_lite.convert.converter import convert_state_dict
 from mmdet_lite.convert.pdparams import load_pdparams
@@ -24,8 +34,6 @@ from mmdet_lite.models.post_process.matrix_nms import mask_matrix_nms
 from mmdet_lite.models.post_process.solov2_postprocess import paddle_orig_size, solov2_postprocess
 
 from conftest import PADDLE_CONFIGS, REPO_ROOT, run_paddle
-from solov2_parity import (MIN_MASK_IOU, OUTPUT_TOL, SCORE_TOL, assert_scores_match,
-                           flat_paddle_outputs, mask_ious, offset_magnitudes, without_fake)
 
 REFERENCE = REPO_ROOT / "tests/reference/paddle_solov2_head.py"
 RUN_CONFIGS = ["solov2_r50_fpn_3x_coco", "solov2_r50_enhance_coco"]

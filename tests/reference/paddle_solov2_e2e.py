@@ -15,8 +15,8 @@ goes through the EvalReader's sample transforms (Decode, NormalizeImage, Resize,
 resized size must be a multiple of 32 so that PadBatch pads nothing) and the model in eval mode
 with ``{image, im_shape, scale_factor}``, its post-processing with ``paddle2_semantics`` applied.
 OUT_DIR/outputs.npz holds, for image k: ``image{k}`` (the normalised CHW input),
-``im_shape{k}``, ``scale_factor{k}``, ``backbone{k}_{l}``, ``neck{k}_{l}``, the head's eval
-outputs ``cate{k}_{l}`` (1, S, S, C) and ``kernel{k}_{l}`` (1, E, S, S), ``seg_pred{k}``
+``im_shape{k}``, ``scale_factor{k}``, ``backbone{k}_{lvl}``, ``neck{k}_{lvl}``, the head's eval
+outputs ``cate{k}_{lvl}`` (1, S, S, C) and ``kernel{k}_{lvl}`` (1, E, S, S), ``seg_pred{k}``
 (1, E, h, w), and the instances ``segm{k}`` (K, H, W), ``label{k}``, ``score{k}``.
 """
 import os
@@ -103,9 +103,9 @@ def main(config, out_dir, height, width, *images):
         out[f"im_shape{k}"] = inputs["im_shape"].numpy()
         out[f"scale_factor{k}"] = inputs["scale_factor"].numpy()
         for part in ("backbone", "neck"):
-            out.update({f"{part}{k}_{l}": f for l, f in enumerate(feats[part])})
-        out.update({f"cate{k}_{l}": c.numpy() for l, c in enumerate(model.cate_pred_list)})
-        out.update({f"kernel{k}_{l}": c.numpy() for l, c in enumerate(model.kernel_pred_list)})
+            out.update({f"{part}{k}_{lvl}": f for lvl, f in enumerate(feats[part])})
+        out.update({f"cate{k}_{lvl}": c.numpy() for lvl, c in enumerate(model.cate_pred_list)})
+        out.update({f"kernel{k}_{lvl}": c.numpy() for lvl, c in enumerate(model.kernel_pred_list)})
         out[f"seg_pred{k}"] = model.seg_pred.numpy()
         out[f"segm{k}"] = pred["segm"].numpy().astype(np.uint8)
         out[f"label{k}"], out[f"score{k}"] = pred["cate_label"].numpy(), pred["cate_score"].numpy()
