@@ -129,8 +129,10 @@ def test_every_solov2_exp_builds_its_model(path):
     assert isinstance(exp, SOLOv2Exp) and exp.exp_name == path.stem and exp.train_with_masks
     with torch.device("meta"):
         model = exp.get_model()
-    assert list(model.backbone.out_channels) == [256, 512, 1024, 2048]
-    assert len(model.backbone.res4) == {50: 6, 101: 23}[exp.backbone["depth"]]
+    depth = exp.backbone["depth"]
+    widths = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024, 2048]
+    assert list(model.backbone.out_channels) == widths
+    assert len(model.backbone.res4) == {18: 2, 34: 6, 50: 6, 101: 23}[depth]
     backbone_dcn = any(hasattr(m, "conv_offset") for m in model.backbone.modules())
     assert backbone_dcn == (list(exp.backbone.get("dcn_v2_stages", [-1])) != [-1])
     assert list(model.neck.out_channels) == [exp.neck["out_channel"]] * 5
