@@ -14,13 +14,10 @@ from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import read_checkpoint
 
 from conftest import REPO_ROOT
-from training_helpers import data_opts, logged_losses, train_cli
+from training_helpers import TINY_SOLOV2, data_opts, logged_losses, train_cli
 
 SOLOV2_EXP = REPO_ROOT / "exps/solov2/solov2_r50_fpn_1x_coco.py"
-TINY = ["num_classes", 5, "backbone.depth", 18, "neck.out_channel", 64,
-        "head.seg_feat_channels", 64, "head.stacked_convs", 2, "head.kernel_out_channels", 32,
-        "mask_head.mid_channels", 32, "mask_head.out_channels", 32,
-        "train_transforms.Resize.target_size", "[128,160]", "test_size", "128,160"]
+TINY = [*TINY_SOLOV2, "train_transforms.Resize.target_size", "[128,160]"]
 
 
 def tiny_exp(root):

@@ -31,3 +31,11 @@ def train_cli(exp_file, out_dir, *flags, opts=()):
 def logged_losses(log):
     """``[(epoch, iteration, total_loss)]`` of every progress line of a train log."""
     return [(int(e), int(i), float(v)) for e, i, v in LOSS.findall(log)]
+
+
+TINY_SOLOV2 = ["num_classes", 5, "backbone.depth", 18, "neck.out_channel", 64,
+               "head.seg_feat_channels", 64, "head.stacked_convs", 2,
+               "head.kernel_out_channels", 32, "mask_head.mid_channels", 32,
+               "mask_head.out_channels", 32, "test_size", "128,160"]
+"""``KEY VALUE`` overrides that make ``solov2_r50_fpn_1x_coco`` a CPU-sized SOLOv2 for the 5
+shapes classes (ResNet-18 variant b, 64-channel FPN and towers, 32 kernel channels)."""

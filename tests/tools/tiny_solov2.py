@@ -10,12 +10,12 @@ from mmdet_lite.data.synthetic import SHAPE_CATEGORIES
 from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import save_checkpoint
 
+from training_helpers import TINY_SOLOV2
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXP_FILE = REPO_ROOT / "exps" / "solov2" / "solov2_r50_fpn_1x_coco.py"
 NUM_CLASSES = len(SHAPE_CATEGORIES)
-TINY = ["num_classes", NUM_CLASSES, "backbone.depth", 18, "neck.out_channel", 64,
-        "head.seg_feat_channels", 64, "head.stacked_convs", 2, "head.kernel_out_channels", 32,
-        "mask_head.mid_channels", 32, "mask_head.out_channels", 32, "test_size", "128,160"]
+TINY = [*TINY_SOLOV2, "num_classes", NUM_CLASSES]
 """KEY VALUE overrides of ``EXP_FILE`` that make the tiny model."""
 
 
