@@ -39,6 +39,28 @@ def run_paddle(script, *args, timeout=900):
     return proc.stdout
 
 
+def mmdet_site():
+    """The folder of mmdet's reference packages (``make mmdet-env``; never skipped: fails)."""
+    path = os.environ.get("MMDET_LITE_MMDET_SITE")
+    if not path or not os.path.isfile(os.path.join(path, ".ready")):
+        pytest.fail("the mmdet reference packages are missing: run the tests through `make test`, "
+                    "which installs them and sets MMDET_LITE_MMDET_SITE")
+    return path
+
+
+def run_mmdet(script, *args, timeout=900):
+    """Run a reference script with mmdet 3.3.0 importable (this interpreter, whose torch it uses;
+    the script imports ``mmdet_stubs`` first, and never mmdet_lite); return its stdout, fail with
+    its stderr."""
+    pythonpath = os.pathsep.join([mmdet_site(), str(REPO_ROOT / "tests" / "reference")])
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONPATH=pythonpath)
+    proc = subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=timeout, cwd=REPO_ROOT)
+    if proc.returncode != 0:
+        pytest.fail(f"reference script {script} failed:\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
 def start_tool(tool, *args, cwd):
     """``tools/<tool> args`` as a CPU-only, one-thread subprocess in ``cwd`` (``Popen``, text
     pipes)."""
