@@ -2,8 +2,8 @@
 import argparse
 
 __all__ = ["train_parser", "eval_parser", "demo_parser", "convert_parser", "export_parser",
-           "shapes_dataset_parser", "voc2coco_parser", "shapes_demo_parser", "parse_args",
-           "str2bool", "split_opts"]
+           "shapes_dataset_parser", "voc2coco_parser", "check_dataset_parser",
+           "shapes_demo_parser", "parse_args", "str2bool", "split_opts"]
 
 
 def str2bool(text):
@@ -107,7 +107,15 @@ def train_parser():
     parser.add_argument("-c", "--ckpt", default=None,
                         help="checkpoint: initial weights, or the run to continue with --resume")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run of -c (default: <save_dir>/latest_ckpt.pth)")
+                        help="continue the run of -c (default: the newest latest_ckpt.pth of the "
+                             "exp's runs under output_dir)")
+    parser.add_argument("-expn", "--experiment-name", dest="experiment_name", default=None,
+                        help="the run folder's name under output_dir (default: the exp name; "
+                             "<name>_2, _3 ... when it holds an earlier run)")
+    parser.add_argument("--exist-ok", dest="exist_ok", action="store_true",
+                        help="write into the run folder even if it holds an earlier run")
+    parser.add_argument("--allow-other-exp", dest="allow_other_exp", action="store_true",
+                        help="--resume a checkpoint that another exp wrote")
     parser.add_argument("--fp16", action="store_true", help="mixed precision (GPU only)")
     parser.add_argument("--sync_bn", action="store_true", help="SyncBatchNorm over GPUs")
     _device_arg(parser)
@@ -184,6 +192,19 @@ def export_parser():
     _tsize_arg(parser)
     parser.add_argument("--check-image", dest="check_image", default=None,
                         help="image for the onnxruntime check (default: random pixels)")
+    _opts_arg(parser)
+    return parser
+
+
+def check_dataset_parser():
+    parser = argparse.ArgumentParser("mmdet_lite check_dataset",
+                                     description="check that every image of an exp's datasets "
+                                                 "can be read")
+    _exp_file_args(parser)
+    parser.add_argument("--splits", nargs="+", choices=["train", "val"], default=["train", "val"])
+    parser.add_argument("--decode", action="store_true",
+                        help="decode every pixel (finds truncated files; slower)")
+    parser.add_argument("--threads", type=_positive_int, default=8)
     _opts_arg(parser)
     return parser
 

@@ -1,5 +1,6 @@
 """``tools/demo.py``: a loop of ``Predictor`` over images, a video or a webcam."""
 import os
+import sys
 import time
 from collections import Counter
 
@@ -70,7 +71,7 @@ def _video_demo(predictor, source, save_path, conf, show):
         writer = cv2.VideoWriter(save_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         if not writer.isOpened():
             raise UserError(f"cannot write video {save_path}")
-    frames = 0
+    frames, detections, start = 0, 0, time.perf_counter()
     try:
         while True:
             ok, frame = cap.read()
@@ -79,6 +80,7 @@ def _video_demo(predictor, source, save_path, conf, show):
             result = predictor(frame)
             drawn = _draw(frame, result, conf)
             frames += 1
+            detections += int((result.scores >= conf).sum())
             if writer is not None:
                 writer.write(drawn)
             if show:
@@ -91,7 +93,15 @@ def _video_demo(predictor, source, save_path, conf, show):
             writer.release()
     if frames == 0 and not isinstance(source, int):
         raise UserError(f"video file {source} has no readable frame")
-    logger.info(f"{frames} frames processed")
+    seconds = time.perf_counter() - start
+    logger.info(f"{frames} frames in {seconds:.1f}s ({frames / max(seconds, 1e-9):.1f} FPS, "
+                f"model and drawing), {detections} detections with score >= {conf}")
+
+
+def _has_display():
+    """Whether a window can be opened (an X or Wayland display, or not Linux)."""
+    return sys.platform != "linux" or bool(os.environ.get("DISPLAY")
+                                            or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _results_root(ckpt, opts, predictor):
@@ -129,7 +139,10 @@ def run_demo(args):
         source = args.path if args.demo == "video" else args.camid
         name = os.path.basename(args.path) if args.demo == "video" else f"camera{args.camid}.mp4"
         save_path = os.path.join(save_dir, os.path.splitext(name)[0] + ".mp4") if save_dir else None
-        show = args.demo == "webcam" and not save_dir
+        show = not save_dir and _has_display()
+        if not save_dir and not show:
+            logger.warning("no display and no --save_result: the drawn frames are neither shown "
+                           "nor saved (pass --save_result to write the video)")
         _video_demo(predictor, source, save_path, args.conf, show)
     if save_dir:
         print(f"results saved to {save_dir}", flush=True)

@@ -5,12 +5,9 @@ process group, if any, is already initialised). What it needs from the exp is li
 ``Trainer``'s docstring; ``args`` carries the command-line flags of ``tools/train.py``.
 """
 import copy
-import datetime
 import os
 import time
-from collections import defaultdict
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from loguru import logger
@@ -19,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from mmdet_lite.core import divergence
 from mmdet_lite.core.class_names import exp_class_names
 from mmdet_lite.core.ema import ModelEMA
+from mmdet_lite.core.train_log import TrainMeters, eta
 from mmdet_lite.data.train_loader import batch_to_device
 from mmdet_lite.utils import checkpoint as ckpt_io
 from mmdet_lite.utils import dist as dist_utils
@@ -172,7 +170,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         if rng is not None:
             set_rng_state(rng)
-        self.meters = defaultdict(list)
+        self.meters = TrainMeters()
         logger.info(f"training from epoch {self.start_epoch + 1} to {self.max_epoch}: "
                     f"{self.iters_per_epoch} iterations per epoch, total batch {self.batch_size} "
                     f"on {self.world_size} process(es), {self.device.type}"
@@ -233,13 +231,14 @@ class Trainer:
 
     def train_in_iter(self):
         tic = time.perf_counter()
+        interval = max(1, self.exp.print_interval)
         for self.iter, batch in enumerate(self.train_loader):
             data_time = time.perf_counter() - tic
-            self.train_one_iter(batch)
-            self.meters["data_time"].append(data_time)
-            self.meters["iter_time"].append(time.perf_counter() - tic)
-            if (self.iter + 1) % max(1, self.exp.print_interval) == 0:
-                self.log_progress(batch["images"].shape[-2:])
+            losses, lr = self.train_one_iter(batch)
+            self.meters.add(losses, lr, data_time, time.perf_counter() - tic,
+                            len(batch["images"]))
+            if (self.iter + 1) % interval == 0 or self.iter + 1 == self.iters_per_epoch:
+                self.log_progress(batch["images"].shape[-2:], interval)
             tic = time.perf_counter()
 
     def train_one_iter(self, batch):
@@ -260,12 +259,10 @@ class Trainer:
         self.scaler.update()
         if self.ema is not None:
             self.ema.update()
-        for name, value in losses.items():
-            if torch.is_tensor(value) and value.numel() == 1:
-                self.meters[name].append(value.detach().float())
-        self.meters["lr"].append(lr)
+        return losses, lr
 
     def after_epoch(self):
+        self.log_epoch()
         done = self.epoch + 1
         last = done == self.max_epoch
         snapshot = last or done % max(1, self.exp.snapshot_epoch) == 0
@@ -286,7 +283,8 @@ class Trainer:
         self.save(weights, snapshot, is_best)
 
     def after_train(self):
-        logger.info(f"training of {self.exp.exp_name} finished; best AP {self.best_ap * 100:.2f}")
+        logger.info(f"training of {self.exp.exp_name} finished in {self.save_dir}; best "
+                    f"AP50:95 {self.best_ap * 100:.2f}%")
 
     # ------------------------------------------------------------------ steps
     def _check_finite(self, what):
@@ -306,28 +304,30 @@ class Trainer:
         logger.error(str(error))
         raise error
 
-    def log_progress(self, size):
-        window = max(1, self.exp.print_interval)
-        iter_time = float(np.mean(self.meters["iter_time"][-window:]))
-        data_time = float(np.mean(self.meters["data_time"][-window:]))
+    def log_progress(self, size, window):
+        losses, iter_time, data_time, lr = self.meters.progress(window)
         step = self.progress_iter + 1
-        remaining = self.max_epoch * self.iters_per_epoch - step
-        eta = datetime.timedelta(seconds=int(remaining * iter_time))
-        losses = {k: torch.stack(v[-window:]).mean().item() for k, v in self.meters.items()
-                  if k not in ("data_time", "iter_time", "lr")}
-        lr = self.meters["lr"][-1]
-        self.meters = defaultdict(list, {k: v[-window:] for k, v in self.meters.items()})
         if not self.is_main:
             return
         mem = (f", mem: {torch.cuda.max_memory_allocated(self.device) / 2 ** 20:.0f}Mb"
                if self.device.type == "cuda" else "")
         loss_text = ", ".join(f"{k}: {v:.4f}" for k, v in losses.items())
+        left = eta(self.max_epoch * self.iters_per_epoch - step, iter_time)
         logger.info(f"epoch: {self.epoch + 1}/{self.max_epoch}, iter: {self.iter + 1}/"
                     f"{self.iters_per_epoch}{mem}, iter_time: {iter_time:.3f}s, data_time: "
-                    f"{data_time:.3f}s, {loss_text}, lr: {lr:.4e}, size: {tuple(size)}, ETA: {eta}")
+                    f"{data_time:.3f}s, {loss_text}, lr: {lr:.4e}, size: {tuple(size)}, "
+                    f"ETA: {left}")
         for name, value in losses.items():
             self.writer.add_scalar(f"train/{name}", value, step)
         self.writer.add_scalar("train/lr", lr, step)
+
+    def log_epoch(self):
+        """One line per epoch: mean losses, duration and images/s over all processes."""
+        means, seconds, speed = self.meters.epoch_summary()
+        if self.is_main:
+            text = ", ".join(f"{k} {v:.4f}" for k, v in means.items())
+            logger.info(f"epoch {self.epoch + 1}/{self.max_epoch} done in {seconds:.1f}s "
+                        f"({speed * self.world_size:.1f} images/s): mean {text}")
 
     def evaluate(self, weights):
         """AP (0..1) of ``weights`` on the eval set (every rank gets the same value)."""
@@ -336,8 +336,8 @@ class Trainer:
             self.eval_model, self.eval_loader, self.device, fp16=self.fp16,
             distributed=self.world_size > 1, output_dir=self.save_dir)
         if self.is_main:
-            logger.info(f"epoch {self.epoch + 1}: AP50:95 {ap50_95 * 100:.2f}, "
-                        f"AP50 {ap50 * 100:.2f}"
+            logger.info(f"epoch {self.epoch + 1}: AP50:95 {ap50_95 * 100:.2f}%, "
+                        f"AP50 {ap50 * 100:.2f}%"
                         f"{' (EMA weights)' if self.ema is not None else ''}")
             self.writer.add_scalar("val/COCOAP50_95", ap50_95, self.epoch + 1)
             self.writer.add_scalar("val/COCOAP50", ap50, self.epoch + 1)
@@ -371,7 +371,7 @@ class Trainer:
         if not isinstance(state, dict) or not isinstance(ckpt.get("optimizer"), dict):
             raise UserError(f"--resume: {path} is not a training checkpoint (no optimizer state); "
                             "use -c without --resume to initialise the weights from it")
-        ckpt_io.load_weights(self.raw_model, state, strict=True)
+        ckpt_io.load_weights(self.raw_model, state, strict=True, source=path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.ema is not None:
             if ckpt.get("ema"):
@@ -389,8 +389,8 @@ class Trainer:
         if ckpt.get("iteration") != self.start_epoch * self.iters_per_epoch:
             logger.warning(f"iterations per epoch changed since {path} was written: the LR "
                            "schedule continues from epoch * new iterations per epoch")
-        logger.info(f"resumed from {path}: {self.start_epoch} epochs done, best AP "
-                    f"{self.best_ap * 100:.2f}")
+        logger.info(f"resumed from {path}: {self.start_epoch} epochs done, best AP50:95 "
+                    f"{self.best_ap * 100:.2f}%")
         rng = ckpt.get("rng") or []
         if len(rng) != self.world_size:
             logger.warning(f"{path} holds RNG states of {len(rng)} process(es), not "

@@ -40,9 +40,14 @@ def load_coco_json(path):
         if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
             raise UserError(f"annotation file {path}: every category needs an 'id' and a 'name'")
     cat_ids = {cat["id"] for cat in data["categories"]}
+    image_ids = set()
     for img in data["images"]:
         if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
             raise UserError(f"annotation file {path}: every image needs an 'id' and a 'file_name'")
+        if img["id"] in image_ids:
+            raise UserError(f"annotation file {path}: image id {img['id']} is used by more than "
+                            f"one image (another is {img['file_name']}); image ids must be unique")
+        image_ids.add(img["id"])
     for ann in data.get("annotations", []):
         if ann.get("category_id") not in cat_ids:
             raise UserError(f"annotation file {path}: annotation {ann.get('id')} has category_id "

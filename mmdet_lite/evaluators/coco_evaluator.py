@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from loguru import logger
 from tabulate import tabulate
+from tqdm import tqdm
 
 from mmdet_lite.models.architectures.base import POSTPROCESS_SIZES
 from mmdet_lite.utils.device import preferred_memory_format
@@ -188,7 +189,7 @@ class COCOEvaluator:
             torch.cuda.synchronize(device)
 
     @torch.no_grad()
-    def _run(self, model, loader, device, fp16):
+    def _run(self, model, loader, device, fp16, show_progress=False):
         net = model.module if hasattr(model, "module") else model
         was_training = net.training
         net.eval()
@@ -199,7 +200,9 @@ class COCOEvaluator:
         forward_t = nms_t = 0.0
         num_images = 0
         try:
-            for batch in loader:
+            # a progress bar on rank 0 when stderr is a terminal (tqdm's disable=None)
+            for batch in tqdm(loader, desc="eval", unit="batch", leave=False,
+                              disable=None if show_progress else True):
                 images = batch["images"].to(device, non_blocking=True).float()
                 images = images.contiguous(memory_format=preferred_memory_format(device))
                 sizes = [batch[key].to(device) for key in POSTPROCESS_SIZES]
@@ -235,7 +238,7 @@ class COCOEvaluator:
         rank = get_rank() if distributed else 0
         if output_dir is not None:
             self._on_rank0(ensure_writable_dir, distributed, rank, output_dir)
-        bbox_res, segm_res, timing = self._run(model, loader, device, fp16)
+        bbox_res, segm_res, timing = self._run(model, loader, device, fp16, rank == 0)
         if distributed:
             gathered = all_gather_object((bbox_res, segm_res, timing))
             order = {img_id: i for i, img_id in enumerate(self.dataset.image_ids)}

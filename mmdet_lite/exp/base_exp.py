@@ -82,6 +82,7 @@ class BaseExp:
         self.test_size = (640, 640)
         self.max_epoch = 300
         self.output_dir = "./outputs"
+        self.experiment_name = None  # the run folder under output_dir; None: exp_name
         self.print_interval = 20
         self.eval_interval = 10
         self.seed = None
@@ -124,8 +125,9 @@ class BaseExp:
 
     @property
     def save_dir(self) -> str:
-        """``<output_dir>/<exp_name>``: checkpoints, logs and detection files of this exp."""
-        return os.path.join(self.output_dir, self.exp_name)
+        """``<output_dir>/<experiment_name or exp_name>``: checkpoints, logs and detection files
+        of this exp (``tools/train.py`` sets ``experiment_name`` to the run's own folder)."""
+        return os.path.join(self.output_dir, self.experiment_name or self.exp_name)
 
     def table(self) -> str:
         """The fields as a two-column table, nested dicts flattened to their override keys."""

@@ -36,6 +36,9 @@ def run_export(args):
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"cannot write {output}: folder {folder} does not exist or is not writable")
+    # the check input first: a bad --check-image fails before anything is written
+    images = check_input(tuple(exp.test_size), args.batch_size, args.check_image,
+                         exp.get_test_transform())
     model = exp.get_model()
     model.check_onnx_export(args.opset, args.dynamic, args.postprocess)  # before the weights load
     load_weights(model, args.ckpt)
@@ -49,7 +52,6 @@ def run_export(args):
              else f"({args.batch_size}, 3, {test_size[0]}, {test_size[1]})")
     logger.info(f"exported {output} (opset {args.opset}, input images float32 {shape} 0..255 RGB, "
                 f"{'post-processing inside' if args.postprocess else 'raw outputs'})")
-    images = check_input(test_size, args.batch_size, args.check_image, exp.get_test_transform())
     with torch.no_grad():
         reference = module(images)
     diff = compare_outputs(reference, run_onnx(output, images.numpy()), args.postprocess,

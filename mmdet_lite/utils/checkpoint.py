@@ -173,11 +173,12 @@ def save_checkpoint(obj, path):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # torch's zip writer raises RuntimeError on ENOSPC
         if tmp.exists():
             tmp.unlink()
-        raise UserError(f"cannot write checkpoint {path} in folder {folder}: "
-                        f"{err.strerror or err}") from None
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else _first_line(err)
+        raise UserError(f"cannot write checkpoint {path} in folder {folder} ({reason}); "
+                        f"the previous {path.name}, if any, is intact") from None
     return path
 
 
