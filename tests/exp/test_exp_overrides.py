@@ -179,7 +179,9 @@ def test_base_exp_fields_and_save_dir():
         "exp_name", "num_classes", "data_dir", "train_ann", "val_ann", "train_image_folder",
         "val_image_folder", "input_size", "test_size", "max_epoch", "output_dir", "print_interval",
         "eval_interval", "seed", "train_transforms", "train_sizes", "mosaic_epoch",
-        *TRAINER_FIELDS}
+        "experiment_name", *TRAINER_FIELDS}
     assert {name: getattr(base, name) for name in TRAINER_FIELDS} == TRAINER_FIELDS
     base.merge(["output_dir", "/tmp/out", "exp_name", "run1"])
     assert base.save_dir == "/tmp/out/run1"
+    base.merge(["experiment_name", "run1_2"])  # a run folder of its own (tools/train.py -expn)
+    assert base.save_dir == "/tmp/out/run1_2"
