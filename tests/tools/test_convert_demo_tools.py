@@ -1,5 +1,6 @@
 """tools/convert_weights.py and tools/demo.py logic on the tiny PicoDet."""
 import pickle
+import re
 
 import cv2
 import numpy as np
@@ -64,7 +65,7 @@ def test_convert_round_trip_and_only_backbone(tmp_path, capsys):
                  "--only_backbone", "maybe")
 
 
-def test_demo_saves_drawn_images_and_videos(tmp_path, capsys):
+def test_demo_saves_drawn_images_and_videos(tmp_path, capsys, monkeypatch):
     data_dir = make_dataset(tmp_path / "shapes", num_val=2)
     ckpt = tmp_path / "tiny.pth"
     torch.save({"model": separated_model().state_dict()}, ckpt)
@@ -85,7 +86,14 @@ def test_demo_saves_drawn_images_and_videos(tmp_path, capsys):
     for _ in range(3):
         writer.write(cv2.resize(original, (160, 120)))
     writer.release()
+    capsys.readouterr()
     run_demo(parse_args(demo_parser(), ["video", *common, "--path", str(video), *opts]))
+    assert re.search(r"3 frames in [0-9.]+s \([0-9.]+ FPS", capsys.readouterr().err)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    no_save = [a for a in common if a != "--save_result"]
+    run_demo(parse_args(demo_parser(), ["video", *no_save, "--path", str(video), *opts]))
+    assert "neither shown nor saved (pass --save_result" in capsys.readouterr().err
     saved = sorted(save_dir.glob("*/clip.mp4"))
     assert saved
     cap = cv2.VideoCapture(str(saved[-1]))
