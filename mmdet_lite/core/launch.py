@@ -7,6 +7,7 @@ Started by ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set), it only 
 torchrun describes. Inside ``main_func`` use ``mmdet_lite.utils.dist`` for the rank and world size.
 """
 import datetime
+import logging
 import os
 import socket
 import sys
@@ -72,6 +73,9 @@ def launch(main_func, num_devices, device="cpu", num_machines=1, machine_rank=0,
                             "machine 0 to every machine")
         dist_url = f"tcp://127.0.0.1:{find_free_port()}"
     errors = mp.get_context("spawn").SimpleQueue()
+    # torch logs "Terminating process N via signal SIGTERM" for the ranks it stops after one
+    # failed: the failure itself is reported below, as one line
+    logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
     try:
         mp.start_processes(_worker, nprocs=num_devices, join=True, start_method="spawn",
                            args=(main_func, args, backend, dist_url, world_size, num_devices,

@@ -17,8 +17,8 @@ class TrainMeters:
 
     ``add(losses, lr, data_time, iter_time, num_images)`` after each iteration;
     ``progress(window)`` -> (mean losses of the last ``window`` iterations, iter_time,
-    data_time, lr); ``epoch_summary()`` -> (mean losses over the epoch, seconds, images/s) and a
-    reset for the next epoch.
+    data_time, lr); ``epoch_summary()`` -> (mean losses over the epoch, seconds, images/s,
+    skipped images) and a reset for the next epoch.
     """
 
     def __init__(self):
@@ -30,8 +30,9 @@ class TrainMeters:
         self.epoch_iters = 0
         self.epoch_images = 0
         self.epoch_start = time.perf_counter()
+        self.epoch_skipped = []
 
-    def add(self, losses, lr, data_time, iter_time, num_images):
+    def add(self, losses, lr, data_time, iter_time, num_images, skipped=()):
         for name, value in losses.items():
             if torch.is_tensor(value) and value.numel() == 1:
                 value = value.detach().float()
@@ -42,6 +43,7 @@ class TrainMeters:
         self.recent["iter_time"].append(iter_time)
         self.epoch_iters += 1
         self.epoch_images += int(num_images)
+        self.epoch_skipped += list(skipped)
 
     def progress(self, window):
         """Means over the last ``window`` iterations; older entries are dropped."""
@@ -54,12 +56,14 @@ class TrainMeters:
         return losses, iter_time, data_time, lr
 
     def epoch_summary(self):
-        """(mean losses over the epoch's iterations, seconds, images/s); starts the next epoch."""
+        """(mean losses over the epoch's iterations, seconds, images/s, the errors of the
+        unreadable images skipped); starts the next epoch."""
         seconds = time.perf_counter() - self.epoch_start
         means = {k: float(v) / max(1, self.epoch_iters) for k, v in self.epoch_sums.items()}
         speed = self.epoch_images / seconds if seconds > 0 else 0.0
+        skipped = self.epoch_skipped
         self._start_epoch()
-        return means, seconds, speed
+        return means, seconds, speed, skipped
 
 
 def eta(remaining_iters, iter_time):

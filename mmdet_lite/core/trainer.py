@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from mmdet_lite.core import divergence
 from mmdet_lite.core.class_names import exp_class_names
 from mmdet_lite.core.ema import ModelEMA
+from mmdet_lite.core.resume import restore_training_state
 from mmdet_lite.core.train_log import TrainMeters, eta
 from mmdet_lite.data.train_loader import batch_to_device
 from mmdet_lite.utils import checkpoint as ckpt_io
@@ -153,7 +154,7 @@ class Trainer:
                                 filter_no_grad=self.exp.ema_filter_no_grad)
         # ppdet's paddle.amp.GradScaler(init_loss_scaling=1024); the other defaults equal torch's.
         self.scaler = torch.amp.GradScaler(self.device.type, init_scale=1024.0, enabled=self.fp16)
-        rng = self._resume(ckpt, ckpt_path) if resume else None
+        rng = restore_training_state(self, ckpt, ckpt_path) if resume else None
 
         self._build_eval()
         self.model = self.raw_model
@@ -236,7 +237,7 @@ class Trainer:
             data_time = time.perf_counter() - tic
             losses, lr = self.train_one_iter(batch)
             self.meters.add(losses, lr, data_time, time.perf_counter() - tic,
-                            len(batch["images"]))
+                            len(batch["images"]), batch.get("skipped", ()))
             if (self.iter + 1) % interval == 0 or self.iter + 1 == self.iters_per_epoch:
                 self.log_progress(batch["images"].shape[-2:], interval)
             tic = time.perf_counter()
@@ -323,8 +324,13 @@ class Trainer:
 
     def log_epoch(self):
         """One line per epoch: mean losses, duration and images/s over all processes."""
-        means, seconds, speed = self.meters.epoch_summary()
+        means, seconds, speed, skipped = self.meters.epoch_summary()
+        if self.world_size > 1:
+            skipped = sum(dist_utils.all_gather_object(skipped), [])
         if self.is_main:
+            if skipped:
+                logger.warning(f"epoch {self.epoch + 1}: {len(skipped)} unreadable image(s) "
+                               f"skipped (skip_bad_images): {'; '.join(sorted(set(skipped)))}")
             text = ", ".join(f"{k} {v:.4f}" for k, v in means.items())
             logger.info(f"epoch {self.epoch + 1}/{self.max_epoch} done in {seconds:.1f}s "
                         f"({speed * self.world_size:.1f} images/s): mean {text}")
@@ -364,37 +370,3 @@ class Trainer:
                 ckpt_io.save_checkpoint(ckpt, os.path.join(self.save_dir, name))
             logger.info(f"saved {', '.join(names)} in {self.save_dir}")
         dist_utils.synchronize()
-
-    def _resume(self, ckpt, path):
-        """Restore everything from ``ckpt``; return this rank's RNG state (restored last)."""
-        state = ckpt.get("train_model") or ckpt.get("model")
-        if not isinstance(state, dict) or not isinstance(ckpt.get("optimizer"), dict):
-            raise UserError(f"--resume: {path} is not a training checkpoint (no optimizer state); "
-                            "use -c without --resume to initialise the weights from it")
-        ckpt_io.load_weights(self.raw_model, state, strict=True, source=path)
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.ema is not None:
-            if ckpt.get("ema"):
-                self.ema.load_state_dict(ckpt["ema"])
-            else:
-                logger.warning(f"{path} has no EMA state: the average restarts now")
-        if self.scaler.is_enabled() and ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
-        changed = self.lr_scheduler.load_state_dict(ckpt.get("scheduler") or {})
-        if changed:
-            logger.warning("the LR schedule differs from the checkpoint's in: "
-                           f"{', '.join(changed)}")
-        self.start_epoch = int(ckpt["epoch"])
-        self.best_ap = float(ckpt.get("best_ap", -1.0))
-        if ckpt.get("iteration") != self.start_epoch * self.iters_per_epoch:
-            logger.warning(f"iterations per epoch changed since {path} was written: the LR "
-                           "schedule continues from epoch * new iterations per epoch")
-        logger.info(f"resumed from {path}: {self.start_epoch} epochs done, best AP50:95 "
-                    f"{self.best_ap * 100:.2f}%")
-        rng = ckpt.get("rng") or []
-        if len(rng) != self.world_size:
-            logger.warning(f"{path} holds RNG states of {len(rng)} process(es), not "
-                           f"{self.world_size}: random streams restart from the seed")
-            return None
-        return rng[self.rank]
-

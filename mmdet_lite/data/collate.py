@@ -24,7 +24,9 @@ class TrainCollate:
     ``gt_masks`` uint8 (B, n, S_h, S_w) when the samples carry masks; ``image_ids`` list[int];
     ``color_transforms`` float32 (B, 3, 4) when ``RandomDistort`` is deferred (apply with
     ``apply_color_transform`` on the device); ``input_sizes`` int64 (B, 2), each image's (h, w)
-    before padding, after ``PadBatch``. ``n`` is the batch's largest count.
+    before padding, after ``PadBatch``; ``skipped``, the errors of unreadable images replaced
+    (``TrainDataset(skip_unreadable=True)``), when there were any. ``n`` is the batch's
+    largest count.
 
     ``targets``: optional family targets, called last as ``targets(samples, batch)`` on the
     padded samples; it adds its entries to ``batch`` (``Gt2Solov2Target``).
@@ -47,6 +49,9 @@ class TrainCollate:
         batch = dict(images=torch.from_numpy(np.ascontiguousarray(images)))
         batch.update({k: torch.from_numpy(v) for k, v in pad_gt(samples).items()})
         batch["image_ids"] = [int(s["image_id"]) for s in samples]
+        skipped = [error for s in samples for error in s.get("skipped", ())]
+        if skipped:
+            batch["skipped"] = skipped
         if any("color_transform" in s for s in samples):
             identity = np.eye(3, 4, dtype=np.float32)
             batch["color_transforms"] = torch.from_numpy(

@@ -11,6 +11,7 @@ import random
 import cv2
 import numpy as np
 import torch
+from loguru import logger
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mmdet_lite.data.collate import TrainCollate
@@ -70,8 +71,9 @@ class TrainDataset(Dataset):
     """
 
     def __init__(self, dataset, transforms, drop_crowd=True, allow_empty=False, mosaic_epoch=-1,
-                 with_masks=False):
+                 with_masks=False, skip_unreadable=False):
         self.dataset = dataset
+        self.skip_unreadable = skip_unreadable
         self.with_masks = with_masks
         self.transforms = list(transforms)
         self.drop_crowd = drop_crowd
@@ -90,11 +92,25 @@ class TrainDataset(Dataset):
     def __len__(self):
         return len(self.indices)
 
-    def _load(self, index):
-        source_index = self.indices[index]
+    def _read(self, index, skipped):
+        """``(source index, BGR image)`` of item ``index``; with ``skip_unreadable`` an unreadable
+        image is replaced by the next readable item, its error appended to ``skipped``."""
+        for step in range(len(self)):
+            source_index = self.indices[(index + step) % len(self)]
+            try:
+                return source_index, self.dataset.load_image(source_index)
+            except UserError as err:
+                if not self.skip_unreadable:
+                    raise
+                skipped.append(str(err))
+                logger.warning(f"skipped: {err}")
+        raise UserError("skip_bad_images: no image of the training set can be read")
+
+    def _load(self, index, skipped):
+        source_index, image = self._read(index, skipped)
         ann = self.dataset.get_annotation(source_index)
         keep = self._instance_mask(ann)
-        image = cv2.cvtColor(self.dataset.load_image(source_index), cv2.COLOR_BGR2RGB)
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         crowd = np.asarray(ann.get("is_crowd", np.zeros(len(keep), bool)), bool).reshape(-1)
         sample = dict(image=image,
                       boxes=np.asarray(ann["boxes"], dtype=np.float32).reshape(-1, 4)[keep],
@@ -111,23 +127,26 @@ class TrainDataset(Dataset):
         index, sample_seed, batch_seed, *rest = (key, key, 0) if np.isscalar(key) else key
         epoch = int(rest[0]) if rest else 0
         rng = SampleRandom(sample_seed)
-        sample, transforms = self._load(index), self.transforms
+        skipped = []
+        sample, transforms = self._load(index, skipped), self.transforms
         if self._has_mosaic and (self.mosaic_epoch == 0 or epoch < self.mosaic_epoch):
             others = [rng.randint(len(self)) for _ in range(4)]
             if transforms and isinstance(transforms[0], Mosaic):
                 # nothing runs before it: load the other four only when it draws to use them
                 if transforms[0].draw_apply(rng):
-                    sample = transforms[0].combine([sample] + [self._load(i) for i in others],
-                                                   rng.py)
+                    sample = transforms[0].combine(
+                        [sample] + [self._load(i, skipped) for i in others], rng.py)
                 transforms = transforms[1:]
             else:
-                sample = [sample] + [self._load(i) for i in others]
+                sample = [sample] + [self._load(i, skipped) for i in others]
         for transform in transforms:
             if isinstance(sample, list) and not isinstance(transform, Mosaic):
                 sample = [transform(s, rng) for s in sample]
             else:
                 sample = transform(sample, rng)
         sample["batch_seed"] = int(batch_seed)
+        if skipped:
+            sample["skipped"] = skipped
         return sample
 
 
@@ -249,7 +268,7 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
                        random_interp=True, keep_ratio=False, sample_transforms=(),
                        drop_crowd=True, allow_empty=False, pin_memory=None,
                        persistent_workers=False, collate_fn=None, mosaic_epoch=-1,
-                       box_format="xyxy", with_masks=False):
+                       box_format="xyxy", with_masks=False, skip_unreadable=False):
     """ppdet's TrainReader as a ``TrainLoader``: sample transforms, then ``TrainCollate``.
 
     Args:
@@ -263,13 +282,15 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
         mosaic_epoch: epochs with five-sample items for ``Mosaic`` (see ``TrainDataset``).
         box_format: ``TrainCollate``'s ``gt_bboxes`` format (``xyxy`` pixels, ``cxcywh`` DETR).
         with_masks: load instance masks (``gt_masks`` in the batches).
+        skip_unreadable: replace an unreadable image by the next readable one with a warning
+            (the batch's ``skipped`` lists them) instead of stopping with its ``UserError``.
         pin_memory: default ``torch.cuda.is_available()``.
         collate_fn: the batch transforms, called on a list of samples that share ``batch_seed``;
             default ``TrainCollate``.
     """
     if not isinstance(dataset, TrainDataset):
         dataset = TrainDataset(dataset, list(sample_transforms or ()), drop_crowd, allow_empty,
-                               mosaic_epoch, with_masks)
+                               mosaic_epoch, with_masks, skip_unreadable)
     if len(dataset) == 0:
         raise UserError("the training set has no image with ground-truth boxes "
                         "(crowd boxes are ignored): check train_ann")

@@ -94,6 +94,7 @@ class BaseExp:
         self.train_batch_size = 8
         self.eval_batch_size = 8
         self.data_num_workers = 4
+        self.skip_bad_images = False  # True: an unreadable training image is skipped, warned of
         self.snapshot_epoch = 1
         self.use_ema = False
         self.ema_decay = 0.9998
@@ -212,7 +213,8 @@ class BaseExp:
                                   sample_transforms=self.sample_transforms(),
                                   mosaic_epoch=self.mosaic_epoch,
                                   box_format=self.train_box_format,
-                                  with_masks=self.train_with_masks)
+                                  with_masks=self.train_with_masks,
+                                  skip_unreadable=self.skip_bad_images)
 
     def get_test_transform(self):
         """Callable BGR uint8 (H, W, 3) -> (uint8 (3, h, w), float32 scale factor (2,)): the

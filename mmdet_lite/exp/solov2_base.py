@@ -141,7 +141,7 @@ class SOLOv2Exp(BaseExp):
                                   rank=rank, world_size=world_size,
                                   sample_transforms=self.sample_transforms(),
                                   mosaic_epoch=self.mosaic_epoch, collate_fn=collate,
-                                  with_masks=True)
+                                  with_masks=True, skip_unreadable=self.skip_bad_images)
 
     def get_test_transform(self):
         from mmdet_lite.data.geometric import TestTransform

@@ -157,7 +157,8 @@ def test_table_lists_every_override_key(exp):
 TRAINER_FIELDS = dict(class_names=None, train_batch_size=8, eval_batch_size=8, data_num_workers=4,
                       snapshot_epoch=1, use_ema=False, ema_decay=0.9998, ema_decay_type="threshold",
                       ema_cycle_epoch=-1, ema_black_list=None, ema_filter_no_grad=False,
-                      clip_grad_norm=None, find_unused_parameters=False, sync_bn=False)
+                      clip_grad_norm=None, find_unused_parameters=False, sync_bn=False,
+                      skip_bad_images=False)
 
 
 @pytest.mark.parametrize("family", ["BaseExp", "PicoDetExp", "RTDETRExp"])
