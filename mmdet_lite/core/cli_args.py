@@ -1,9 +1,19 @@
 """Argument parsers of the command-line tools (YOLOX-compatible flags; README.md shows them)."""
 import argparse
+import sys
 
 __all__ = ["train_parser", "eval_parser", "demo_parser", "convert_parser", "export_parser",
            "shapes_dataset_parser", "voc2coco_parser", "check_dataset_parser",
            "shapes_demo_parser", "parse_args", "str2bool", "split_opts"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one ``error:`` line naming the tool (exit 2), like the tools'
+    own errors; ``--help`` still prints the usage."""
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def str2bool(text):
@@ -92,7 +102,7 @@ def split_opts(opts):
 
 
 def train_parser():
-    parser = argparse.ArgumentParser("mmdet_lite train", description="train a detector")
+    parser = _Parser("mmdet_lite train", description="train a detector")
     _exp_file_args(parser)
     parser.add_argument("-d", "--devices", type=_positive_int, default=1,
                         help="processes on this machine (GPUs with --device gpu)")
@@ -125,7 +135,7 @@ def train_parser():
 
 
 def eval_parser():
-    parser = argparse.ArgumentParser("mmdet_lite eval",
+    parser = _Parser("mmdet_lite eval",
                                      description="COCO evaluation of a checkpoint")
     _exp_args(parser)
     parser.add_argument("-d", "--devices", type=_positive_int, default=1,
@@ -146,7 +156,7 @@ def eval_parser():
 
 
 def demo_parser():
-    parser = argparse.ArgumentParser("mmdet_lite demo", description="detect objects in images or "
+    parser = _Parser("mmdet_lite demo", description="detect objects in images or "
                                      "videos")
     parser.add_argument("demo", choices=["image", "video", "webcam"], help="input kind")
     _exp_args(parser)
@@ -164,7 +174,7 @@ def demo_parser():
 
 
 def convert_parser():
-    parser = argparse.ArgumentParser("mmdet_lite convert_weights",
+    parser = _Parser("mmdet_lite convert_weights",
                                      description="convert a PaddleDetection .pdparams checkpoint")
     _exp_args(parser, ckpt_help="input Paddle weights (.pdparams)")
     parser.add_argument("-oc", "--output_ckpt", required=True, help="output checkpoint (.pth)")
@@ -177,7 +187,7 @@ def convert_parser():
 
 
 def export_parser():
-    parser = argparse.ArgumentParser("mmdet_lite export_onnx",
+    parser = _Parser("mmdet_lite export_onnx",
                                      description="export a detector to ONNX")
     _exp_args(parser)
     parser.add_argument("--output-name", dest="output_name", default=None,
@@ -197,7 +207,7 @@ def export_parser():
 
 
 def check_dataset_parser():
-    parser = argparse.ArgumentParser("mmdet_lite check_dataset",
+    parser = _Parser("mmdet_lite check_dataset",
                                      description="check that every image of an exp's datasets "
                                                  "can be read")
     _exp_file_args(parser)
@@ -210,7 +220,7 @@ def check_dataset_parser():
 
 
 def shapes_dataset_parser():
-    parser = argparse.ArgumentParser("mmdet_lite make_shapes_dataset",
+    parser = _Parser("mmdet_lite make_shapes_dataset",
                                      description="generate the synthetic COCO-format shapes set")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--num-train", type=int, default=300)
@@ -220,7 +230,7 @@ def shapes_dataset_parser():
 
 
 def voc2coco_parser():
-    parser = argparse.ArgumentParser("mmdet_lite voc2coco",
+    parser = _Parser("mmdet_lite voc2coco",
                                      description="convert a Pascal VOC split to COCO format")
     parser.add_argument("--voc-root", required=True, help="e.g. VOCdevkit/VOC2007")
     parser.add_argument("--split", required=True,
@@ -233,7 +243,7 @@ def voc2coco_parser():
 
 
 def shapes_demo_parser():
-    parser = argparse.ArgumentParser("mmdet_lite run_demo",
+    parser = _Parser("mmdet_lite run_demo",
                                      description="train, evaluate and draw PicoDet-XS on the "
                                                  "shapes set, on the CPU")
     parser.add_argument("--data-dir", default="datasets/shapes",

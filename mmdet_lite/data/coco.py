@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import torch
+from loguru import logger
 from pycocotools.coco import COCO
 
 from mmdet_lite.data.image_io import read_image
@@ -64,6 +65,15 @@ def coco_from_dict(data):
     return coco
 
 
+def _degenerate(ann):
+    """A box with no area (ppdet skips these): non-positive width, height or ``area``."""
+    bbox = ann.get("bbox")
+    if ann.get("ignore", False) or not bbox or not any(bbox):
+        return False
+    _, _, bw, bh = (float(v) for v in bbox)
+    return ann.get("area", bw * bh) <= 0 or bw <= 1e-5 or bh <= 1e-5
+
+
 def _clean_instances(anns, cat_id_to_label):
     """Instances -> (boxes xyxy float32 (n, 4), labels int64 (n,), is_crowd bool (n,), segms).
 
@@ -73,12 +83,10 @@ def _clean_instances(anns, cat_id_to_label):
     boxes, labels, crowd, segms = [], [], [], []
     for ann in anns:
         bbox = ann.get("bbox")
-        if ann.get("ignore", False) or not bbox or not any(bbox):
+        if ann.get("ignore", False) or not bbox or not any(bbox) or _degenerate(ann):
             continue
         x1, y1, bw, bh = (float(v) for v in bbox)
         x2, y2 = x1 + bw, y1 + bh
-        if ann.get("area", bw * bh) <= 0 or x2 - x1 <= 1e-5 or y2 - y1 <= 1e-5:
-            continue
         boxes.append([round(x1, 3), round(y1, 3), round(x2, 3), round(y2, 3)])
         labels.append(cat_id_to_label[ann["category_id"]])
         crowd.append(bool(ann.get("iscrowd", 0)))
@@ -127,6 +135,12 @@ class COCODataset(torch.utils.data.Dataset):
 
         self.image_ids = sorted(self.coco.getImgIds())
         self._records = [self._make_record(img_id) for img_id in self.image_ids]
+        degenerate = [a for a in self.coco.dataset.get("annotations", []) if _degenerate(a)]
+        if degenerate:
+            first = degenerate[0]
+            logger.warning(f"{self.ann_path}: {len(degenerate)} annotation(s) with an empty or "
+                           f"negative box are ignored, as PaddleDetection does (the first: id "
+                           f"{first.get('id')}, bbox {first.get('bbox')})")
         missing = [r["path"] for r in self._records if not os.path.isfile(r["path"])]
         if missing:
             raise UserError(f"image file not found: {missing[0]} ({len(missing)} of "

@@ -292,8 +292,9 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
         dataset = TrainDataset(dataset, list(sample_transforms or ()), drop_crowd, allow_empty,
                                mosaic_epoch, with_masks, skip_unreadable)
     if len(dataset) == 0:
-        raise UserError("the training set has no image with ground-truth boxes "
-                        "(crowd boxes are ignored): check train_ann")
+        source = getattr(dataset.dataset, "ann_path", "train_ann")
+        raise UserError(f"the training set {source} has no image with ground-truth boxes "
+                        "(crowd and empty boxes are ignored)")
     sampler = TrainBatchSampler(len(dataset), batch_size, seed, rank, world_size, drop_last)
     if sampler.batches_per_epoch == 0:
         raise UserError(f"the training set has {len(dataset)} usable images, fewer than one "

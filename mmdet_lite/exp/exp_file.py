@@ -26,7 +26,8 @@ def load_exp_module(path):
     """Import the exp file ``path`` (absolute ``Path``) as a fresh module registered in
     ``sys.modules``.
 
-    An error inside the exp file propagates as itself (the half-made module is dropped).
+    A syntax error or a failed import in the exp file is a ``UserError`` naming the file (and the
+    line); any other error inside it propagates as itself (the half-made module is dropped).
     """
     name = _module_name(path)
     spec = importlib.util.spec_from_file_location(name, path)
@@ -37,6 +38,14 @@ def load_exp_module(path):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except SyntaxError as err:
+        sys.modules.pop(name, None)
+        raise UserError(f"exp file {path}, line {err.lineno}: {err.msg}: "
+                        f"{(err.text or '').strip()}") from None
+    except ImportError as err:
+        sys.modules.pop(name, None)
+        raise UserError(f"exp file {path} imports what is not installed or does not exist: "
+                        f"{err}") from None
     except BaseException:
         sys.modules.pop(name, None)
         raise

@@ -1,4 +1,6 @@
 """Device selection from the ``--device gpu|cpu`` flag, with clear errors instead of crashes."""
+import os
+
 import torch
 
 from .errors import UserError
@@ -46,6 +48,12 @@ def check_num_devices(name, num_devices):
         if num_devices > available:
             raise UserError(f"-d {num_devices} asks for {num_devices} GPUs but only {available} "
                             "are visible")
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            (os.cpu_count() or 1)
+        if num_devices > cores:
+            raise UserError(f"-d {num_devices}: this machine has {cores} CPU core(s) for "
+                            f"{num_devices} CPU processes; use -d {cores} or fewer")
     return num_devices
 
 
