@@ -192,7 +192,15 @@ class BaseExp:
 
         dataset = COCODataset(self.data_dir, self.train_ann, self.train_image_folder)
         dataset.check_num_classes(self.num_classes)
+        self._check_masks(dataset)
         return dataset
+
+    def _check_masks(self, dataset):
+        """A mask exp's ground truth must give every instance a mask (``UserError`` if not)."""
+        if self.train_with_masks:
+            from mmdet_lite.data.mask_annotations import check_mask_annotations
+
+            check_mask_annotations(dataset, self.exp_name)
 
     def get_train_loader(self, batch_size: int, num_workers: int, rank: int = 0,
                          world_size: int = 1, seed: int = 0) -> "TrainLoader":
@@ -246,4 +254,6 @@ class BaseExp:
         with ``get_eval_loader``; the evaluator only needs the ground truth)."""
         from mmdet_lite.evaluators.coco_evaluator import COCOEvaluator
 
-        return COCOEvaluator(self.get_eval_dataset())
+        dataset = self.get_eval_dataset()
+        self._check_masks(dataset)
+        return COCOEvaluator(dataset)
