@@ -2,7 +2,8 @@
 """SOLOv2 CPU speed and memory: ours vs ppdet 2.6.0 dygraph on the same weights. Speed is
 reported, never asserted.
 
-    python benchmarks/speed_solov2.py [--warmup 1] [--runs 3] [--threads 2] [--eval-images 16]
+    python benchmarks/speed_solov2.py [--warmup 1] [--runs 3] [--train-warmup 1] [--train-runs 2]
+        [--threads 2] [--eval-images 16]
         [--skip-infer] [--skip-nms] [--skip-train] [--skip-eval]
 
 - end to end, one image file -> masks at batch 1: solov2_r50_fpn_3x_coco at its EvalReader size
@@ -56,13 +57,14 @@ def config_file(name):
     return SHARED_DIR / "paddledet_configs/solov2" / f"{name}.yml"
 
 
-def paddle(mode, *args, opts):
+def paddle(mode, *args, opts, warmup=None, runs=None):
     """A ``paddle_speed_solov2.py`` run; its OUT.json (the last positional argument) as a dict."""
     threads = str(opts.threads)
     env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONPATH="",
                FLAGS_use_mkldnn="0")
-    run([paddle_python(), PADDLE_SCRIPT, mode, *args, "--warmup", opts.warmup, "--runs",
-         opts.runs, "--threads", threads], env=env)
+    run([paddle_python(), PADDLE_SCRIPT, mode, *args, "--warmup",
+         opts.warmup if warmup is None else warmup, "--runs", opts.runs if runs is None else runs,
+         "--threads", threads], env=env)
     with open(args[-1]) as f:
         return json.load(f)
 
@@ -142,7 +144,7 @@ def train_batch(folder):
     from mmdet_lite.exp import get_exp
 
     data = folder / "train_shapes"
-    make_shapes_dataset(data, num_train=TRAIN_BATCH, num_val=0, seed=1)
+    make_shapes_dataset(data, num_train=4, num_val=0, seed=3)
     exp = get_exp(str(exp_file(TRAIN_CONFIG)))
     exp.merge(["data_dir", str(data), "train_ann", "annotations/train.json",
                "train_image_folder", "train", "num_classes", "5",
@@ -187,9 +189,11 @@ def train_ours(batch_path, out, warmup, runs, threads):
 def bench_train(folder, opts):
     shape = train_batch(folder)
     ref = paddle("train", config_file(TRAIN_CONFIG), folder / "batch.npz",
-                 folder / "train_paddle.json", opts=opts)
+                 folder / "train_paddle.json", opts=opts, warmup=opts.train_warmup,
+                 runs=opts.train_runs)
     run([sys.executable, Path(__file__).resolve(), "--train-ours", folder / "batch.pt",
-         folder / "train_ours.json", "--warmup", opts.warmup, "--runs", opts.runs, "--threads",
+         folder / "train_ours.json", "--warmup", opts.train_warmup, "--runs", opts.train_runs,
+         "--threads",
          opts.threads], env=dict(os.environ, OMP_NUM_THREADS=str(opts.threads)))
     with open(folder / "train_ours.json") as f:
         ours = json.load(f)
@@ -202,7 +206,7 @@ def bench_train(folder, opts):
              f"{(ours['maxrss_after'] - ours['maxrss_before']) / 1024:.0f}",
              f"{(ref['maxrss_after'] - ref['maxrss_before']) / 1024:.0f}", ""]]
     print(f"training step of {TRAIN_CONFIG}, random init, batch {shape[0]} at {shape[2]}x"
-          f"{shape[3]} (load {load():.1f})")
+          f"{shape[3]}, median of {opts.train_runs} after {opts.train_warmup} (load {load():.1f})")
     print(tabulate(rows, ["", "ours", "ppdet", "ours/ppdet"], tablefmt="github"), flush=True)
 
 
@@ -236,6 +240,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train-warmup", type=int, default=1)
+    parser.add_argument("--train-runs", type=int, default=2)
     parser.add_argument("--eval-images", type=int, default=16)
     for part in ("infer", "nms", "train", "eval"):
         parser.add_argument(f"--skip-{part}", action="store_true")
@@ -249,7 +255,7 @@ def main(argv=None):
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for part, bench in (("nms", bench_nms), ("infer", bench_infer),
+        for part, bench in (("infer", bench_infer), ("nms", bench_nms),
                             ("train", bench_train), ("eval", bench_eval)):
             if not getattr(opts, f"skip_{part}"):
                 bench(folder, opts)
