@@ -11,8 +11,8 @@ the same files. Compared: the normalised input (ppdet resizes the normalised flo
 uint8 one, so they differ by rounding up to one uint8 level), and, on Paddle's own input (that
 rounding moves a few candidates across the score thresholds of a random net), backbone / neck /
 raw category scores / kernels / mask features and the final instances (labels, scores, masks)
-of our model's post-processing. Every resized size is a multiple of 32: ppdet's PadBatch (zeros
-after normalisation) and ours (zeros before) pad nothing. The helpers are also used by
+of our model's post-processing. Every resized size is a multiple of 32: ppdet's PadBatch and ours
+(both 0 after normalisation) pad nothing. The helpers are also used by
 benchmarks/parity_all_solov2.py for every config.
 """
 import os

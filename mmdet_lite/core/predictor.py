@@ -110,8 +110,6 @@ class Predictor:
     @torch.inference_mode()
     def predict_batch(self, images: Sequence[ImageInput]) -> List[Result]:
         """List of paths / BGR arrays -> list of ``Result`` (one forward pass for the batch)."""
-        from mmdet_lite.data.loader import eval_collate
-
         samples = []
         for i, image in enumerate(images):
             bgr = self._as_bgr(image)
@@ -120,7 +118,7 @@ class Predictor:
                                 orig_size=bgr.shape[:2]))
         if not samples:
             return []
-        batch = eval_collate(samples)
+        batch = self.exp.get_eval_collate()(samples)
         x = batch["images"].to(self.device).float().contiguous(memory_format=self.memory_format)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
             outputs = to_float32(self.model(x))

@@ -15,17 +15,20 @@ def shard_indices(num_items, rank=0, world_size=1):
     return list(range(rank, num_items, world_size))
 
 
-def eval_collate(samples, pad_to_stride=32):
+def eval_collate(samples, pad_to_stride=32, pad_value=None):
     """Stack dataset items into an eval batch, padding like ppdet's ``PadBatch``.
 
-    Images are padded bottom/right with zeros to the largest (H, W) of the batch rounded up to
-    ``pad_to_stride``. Returns a dict:
-        images: uint8 (N, 3, H, W); scale_factors: float32 (N, 2) ``[scale_y, scale_x]``;
-        image_ids: list[int]; orig_sizes: int64 (N, 2) ``(h, w)`` of the original images;
-        input_sizes: int64 (N, 2) ``(h, w)`` of each resized image before padding.
+    Images are padded bottom/right to the largest (H, W) of the batch rounded up to
+    ``pad_to_stride``: with zeros (uint8 batches) when ``pad_value`` is None, else with the
+    per-channel RGB ``pad_value`` in 0..255 pixels (float32 batches; ``255 * pixel_mean`` is
+    Paddle's padding after NormalizeImage, 0 in normalised space). Returns a dict:
+        images: uint8 or float32 (N, 3, H, W); scale_factors: float32 (N, 2)
+        ``[scale_y, scale_x]``; image_ids: list[int]; orig_sizes: int64 (N, 2) ``(h, w)`` of the
+        original images; input_sizes: int64 (N, 2) ``(h, w)`` of each resized image before
+        padding.
 
-    Note: Paddle pads after NormalizeImage (zeros in normalised space), this pads raw pixels.
-    The two agree whenever no padding is needed (fixed eval sizes that are multiples of 32).
+    Zero pixels differ from Paddle's normalised-space zeros only where padding is needed (none
+    for fixed eval sizes that are multiples of 32).
     """
     sizes = [tuple(s["image"].shape[-2:]) for s in samples]
     max_h, max_w = max(h for h, _ in sizes), max(w for _, w in sizes)
@@ -33,7 +36,12 @@ def eval_collate(samples, pad_to_stride=32):
         max_h = int(math.ceil(max_h / pad_to_stride) * pad_to_stride)
         max_w = int(math.ceil(max_w / pad_to_stride) * pad_to_stride)
     first = samples[0]["image"]
-    images = first.new_zeros((len(samples), first.shape[0], max_h, max_w))
+    shape = (len(samples), first.shape[0], max_h, max_w)
+    if pad_value is None:
+        images = first.new_zeros(shape)
+    else:
+        images = torch.as_tensor(pad_value, dtype=torch.float32).reshape(1, -1, 1, 1).repeat(
+            shape[0], 1, shape[2], shape[3])
     for i, s in enumerate(samples):
         h, w = sizes[i]
         images[i, :, :h, :w] = s["image"]
@@ -56,11 +64,12 @@ def _init_eval_worker(worker_id):
     cv2.setNumThreads(0)
 
 
-def build_eval_loader(dataset, batch_size, num_workers, rank=0, world_size=1, pad_to_stride=32):
+def build_eval_loader(dataset, batch_size, num_workers, rank=0, world_size=1, pad_to_stride=32,
+                      collate_fn=None):
     """A ``DataLoader`` over this rank's shard ``indices[rank::world_size]`` of ``dataset``.
 
     No sampler padding: across ranks every image is seen exactly once. Batches are
-    ``eval_collate`` dicts.
+    ``collate_fn`` dicts (default ``eval_collate`` with ``pad_to_stride``).
     """
     shard = Subset(dataset, shard_indices(len(dataset), rank, world_size))
     return DataLoader(
@@ -68,7 +77,7 @@ def build_eval_loader(dataset, batch_size, num_workers, rank=0, world_size=1, pa
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=functools.partial(eval_collate, pad_to_stride=pad_to_stride),
+        collate_fn=collate_fn or functools.partial(eval_collate, pad_to_stride=pad_to_stride),
         pin_memory=torch.cuda.is_available(),
         drop_last=False,
         worker_init_fn=_init_eval_worker,

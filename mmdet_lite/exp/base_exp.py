@@ -1,5 +1,6 @@
 """The experiment base class: plain fields, ``KEY VALUE`` overrides, a table for logs."""
 import copyreg
+import functools
 import inspect
 import os
 import sys
@@ -195,7 +196,15 @@ class BaseExp:
 
         dataset = COCODataset(self.data_dir, self.train_ann, self.train_image_folder)
         dataset.check_num_classes(self.num_classes)
+        self._check_masks(dataset)
         return dataset
+
+    def _check_masks(self, dataset):
+        """A mask exp's ground truth must give every instance a mask (``UserError`` if not)."""
+        if self.train_with_masks:
+            from mmdet_lite.data.mask_annotations import check_mask_annotations
+
+            check_mask_annotations(dataset, self.exp_name)
 
     def get_train_loader(self, batch_size: int, num_workers: int, rank: int = 0,
                          world_size: int = 1, seed: int = 0) -> "TrainLoader":
@@ -234,15 +243,23 @@ class BaseExp:
         dataset.check_num_classes(self.num_classes)
         return dataset
 
+    def get_eval_collate(self) -> Any:
+        """The eval batch function: ``eval_collate`` (``mmdet_lite.data.loader``), uint8 images
+        padded with zeros to a multiple of 32."""
+        from mmdet_lite.data.loader import eval_collate
+
+        return functools.partial(eval_collate, pad_to_stride=32)
+
     def get_eval_loader(self, batch_size: int, num_workers: int, rank: int = 0,
                         world_size: int = 1) -> "torch.utils.data.DataLoader":
-        """Evaluation loader over this process's shard; batches of ``eval_collate``
-        (``mmdet_lite.data.loader``): ``images`` uint8 (B, 3, H, W) padded to a multiple of 32,
-        ``scale_factors`` (B, 2), ``image_ids``, ``orig_sizes`` (B, 2), ``input_sizes`` (B, 2)."""
+        """Evaluation loader over this process's shard; batches of ``get_eval_collate()``:
+        ``images`` (B, 3, H, W) padded to a multiple of 32, ``scale_factors`` (B, 2),
+        ``image_ids``, ``orig_sizes`` (B, 2), ``input_sizes`` (B, 2)."""
         from mmdet_lite.data.loader import build_eval_loader
 
         return build_eval_loader(self.get_eval_dataset(), batch_size, num_workers,
-                                 rank=rank, world_size=world_size)
+                                 rank=rank, world_size=world_size,
+                                 collate_fn=self.get_eval_collate())
 
     def get_evaluator(self, batch_size: Optional[int] = None, num_workers: Optional[int] = None,
                       rank: int = 0, world_size: int = 1) -> "COCOEvaluator":
@@ -250,4 +267,6 @@ class BaseExp:
         with ``get_eval_loader``; the evaluator only needs the ground truth)."""
         from mmdet_lite.evaluators.coco_evaluator import COCOEvaluator
 
-        return COCOEvaluator(self.get_eval_dataset())
+        dataset = self.get_eval_dataset()
+        self._check_masks(dataset)
+        return COCOEvaluator(dataset)

@@ -1,5 +1,6 @@
 """SOLOv2 family base exp (ResNet + FPN + SOLOv2Head + SOLOv2MaskHead)."""
 import copy
+import functools
 
 from mmdet_lite.utils.errors import UserError
 
@@ -29,7 +30,8 @@ class SOLOv2Exp(BaseExp):
     ``Poly2Mask`` (masks are decoded with the annotations, ``train_with_masks``), before
     ``NormalizeImage``; the batch transforms are ``PadBatch(pad_to_stride)`` and
     ``Gt2Solov2Target(**solov2_targets)``. ``test_size`` is the EvalReader's keep-ratio
-    ``Resize`` target (interp 1, linear); eval batches are padded to ``pad_to_stride``.
+    ``Resize`` target (interp 1, linear); eval batches are padded to ``pad_to_stride`` with
+    the mean colour (``get_eval_collate``).
     Schedule: ``base_lr`` is Paddle's LR for the total batch ``train_batch_size *
     ref_num_devices`` (2 x 8 GPUs), scaled linearly by the trainer; Momentum with the L2
     regulariser ``weight_decay``, none on the GroupNorm affine and on the DCN biases (which
@@ -97,7 +99,12 @@ class SOLOv2Exp(BaseExp):
         return float(self.head.get("score_threshold", 0.1))
 
     def set_score_threshold(self, value):
+        """``--conf`` / ``Predictor(conf=)`` as for the box families: returned instances score
+        at least ``value``. Sets the candidate threshold ``head.score_threshold`` and Matrix
+        NMS's ``mask_nms.update_threshold`` (the minimum decayed score) to ``value``; a final
+        score never exceeds its category score, so no instance scoring ``value`` is lost."""
         self.head["score_threshold"] = float(value)
+        self.mask_nms["update_threshold"] = float(value)
 
     def set_nms_threshold(self, value):
         raise UserError(f"{self.exp_name}: Matrix NMS has no IoU threshold (it decays scores; "
@@ -148,11 +155,13 @@ class SOLOv2Exp(BaseExp):
 
         return TestTransform(tuple(self.test_size), interp=1, keep_ratio=True)
 
-    def get_eval_loader(self, batch_size, num_workers, rank=0, world_size=1):
-        from mmdet_lite.data.loader import build_eval_loader
+    def get_eval_collate(self):
+        """ppdet's EvalReader ``PadBatch(pad_to_stride)``, which pads after ``NormalizeImage``:
+        float32 batches padded with the mean colour ``255 * pixel_mean`` (0 once normalised)."""
+        from mmdet_lite.data.loader import eval_collate
 
-        return build_eval_loader(self.get_eval_dataset(), batch_size, num_workers, rank=rank,
-                                 world_size=world_size, pad_to_stride=self.pad_to_stride)
+        return functools.partial(eval_collate, pad_to_stride=self.pad_to_stride,
+                                 pad_value=tuple(255.0 * m for m in self.pixel_mean))
 
     @property
     def convert_rules(self):
