@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import sys
+import time
 
 import torch
 import torch.distributed as dist
@@ -76,16 +77,34 @@ def launch(main_func, num_devices, device="cpu", num_machines=1, machine_rank=0,
     # torch logs "Terminating process N via signal SIGTERM" for the ranks it stops after one
     # failed: the failure itself is reported below, as one line
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
+    context = mp.start_processes(_worker, nprocs=num_devices, join=False, start_method="spawn",
+                                 args=(main_func, args, backend, dist_url, world_size,
+                                       num_devices, machine_rank, timeout, errors))
     try:
-        mp.start_processes(_worker, nprocs=num_devices, join=True, start_method="spawn",
-                           args=(main_func, args, backend, dist_url, world_size, num_devices,
-                                 machine_rank, timeout, errors))
+        while not context.join():
+            pass
+    except KeyboardInterrupt:
+        _stop_ranks(context.processes)
+        raise
     except (mp.ProcessRaisedException, mp.ProcessExitedException) as err:
         if not errors.empty():
             raise UserError(errors.get()) from None
         raise RuntimeError(f"a worker process failed (rank {err.error_index} on this machine): "
                            f"{str(err).strip()}") from None
     return None
+
+
+def _stop_ranks(processes, grace=30.0):
+    """After a Ctrl-C (which the ranks received too): let them finish their own interrupt
+    handling for up to ``grace`` seconds, then terminate what is left; none outlives the
+    launcher."""
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+            process.join(5)
 
 
 def _worker(local_rank, main_func, args, backend, dist_url, world_size, num_devices, machine_rank,

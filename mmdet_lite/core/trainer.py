@@ -6,6 +6,7 @@ process group, if any, is already initialised). What it needs from the exp is li
 """
 import copy
 import os
+import sys
 import time
 
 import torch
@@ -116,9 +117,13 @@ class Trainer:
                 self.train_in_iter()
                 self.after_epoch()
         except KeyboardInterrupt:
-            kept = divergence.last_good_checkpoint(self.save_dir)
-            logger.warning(f"interrupted at epoch {self.epoch + 1}/{self.max_epoch}: {kept}; "
-                           "--resume continues from it")
+            # a Ctrl-C while a loader iterator starts its workers leaves it half-made; torch's
+            # __del__ then fails on it ("Exception ignored in ..."): the process is ending anyway
+            sys.unraisablehook = lambda unraisable: None
+            if self.is_main:
+                kept = divergence.last_good_checkpoint(self.save_dir)
+                logger.warning(f"interrupted at epoch {self.epoch + 1}/{self.max_epoch}: {kept}; "
+                               "--resume continues from it")
             raise
         finally:
             if self.writer is not None:
