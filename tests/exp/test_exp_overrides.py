@@ -183,3 +183,14 @@ def test_base_exp_fields_and_save_dir():
     assert {name: getattr(base, name) for name in TRAINER_FIELDS} == TRAINER_FIELDS
     base.merge(["output_dir", "/tmp/out", "exp_name", "run1"])
     assert base.save_dir == "/tmp/out/run1"
+
+
+def test_tuple_fields_take_their_elements_as_separate_items(exp):
+    exp.merge(["input_size", "192", "192", "test_size", "160", "192", "num_classes", "2"])
+    assert (exp.input_size, exp.test_size, exp.num_classes) == ((192, 192), (160, 192), 2)
+    exp.merge(["test_size", "224,224", "max_epoch", "5"])
+    assert (exp.test_size, exp.max_epoch) == ((224, 224), 5)
+    with pytest.raises(UserError, match="test_size.*expected 2 values"):
+        exp.merge(["test_size", "192", "max_epoch", "5"])
+    with pytest.raises(UserError, match="KEY VALUE pairs"):
+        exp.merge(["max_epoch", "5", "test_size"])
