@@ -127,7 +127,8 @@ def _value_tokens(node, tokens):
     """How many of ``tokens`` make the value of a field: a tuple of ``n > 1`` elements may be
     typed as ``n`` separate numbers (``input_size 192 192``), anything else is one token."""
     count = len(node) if isinstance(node, tuple) else 1
-    if count > 1 and len(tokens) >= count and all(isinstance(_literal(t), (int, float)) for t in tokens[:count]):
+    numbers = [isinstance(_literal(t), (int, float)) for t in tokens[:count]]
+    if count > 1 and len(numbers) == count and all(numbers):
         return count
     return 1
 

@@ -61,8 +61,10 @@ class RTMDetExp(BaseExp):
     with ``pad_val``.
 
     Schedule: ``base_lr`` is mmdet's LR for the total batch ``train_batch_size * ref_num_devices``
-    (8 GPUs x 32), scaled linearly by the trainer (``lr_per_image``). AdamW (torch's betas/eps)
-    with ``weight_decay``, none on norms and biases (``norm_and_bias_patterns``). ``warmup``:
+    (8 GPUs x 32), scaled linearly by the trainer to its own total batch (``lr_per_image``; the
+    project's rule: mmdet's ``auto_scale_lr`` is off, so mmdet keeps 0.004 at any batch). AdamW
+    (torch's betas/eps) with ``weight_decay``, none on norms and biases
+    (``norm_and_bias_patterns``). ``warmup``:
     mmengine's ``LinearLR(start_factor, by_epoch=False, begin=0, end)``; ``lr_decay``: mmengine's
     ``CosineAnnealingLR`` from epoch ``max_epochs // 2`` to ``max_epochs`` (flat before it) down to
     ``min_lr_ratio * base_lr``; ``max_epochs`` ``None`` follows ``max_epoch``. EMA: mmdet's
@@ -100,16 +102,16 @@ class RTMDetExp(BaseExp):
             "RandomCrop": dict(crop_size=1),
             "YOLOXHSVRandomAug": dict(hue_delta=5, saturation_delta=30, value_delta=30),
             "RandomFlip": dict(prob=0.5),
-            "Pad": dict(size=1, pad_val=114),
+            "Pad": dict(size=1, pad_val=dict(img=(114, 114, 114))),
             "CachedMixUp": dict(img_scale=1, ratio_range=(1.0, 1.0), max_cached_images=20,
-                                random_pop=True, pad_val=114.0, prob=1.0),
+                                random_pop=True, pad_val=(114, 114, 114), prob=1.0),
         }
         self.train_transforms_stage2 = {
             "RandomResize": dict(scale=1, ratio_range=(0.1, 2.0), keep_ratio=True),
             "RandomCrop": dict(crop_size=1),
             "YOLOXHSVRandomAug": dict(hue_delta=5, saturation_delta=30, value_delta=30),
             "RandomFlip": dict(prob=0.5),
-            "Pad": dict(size=1, pad_val=114),
+            "Pad": dict(size=1, pad_val=dict(img=(114, 114, 114))),
         }
         self.stage2_num_epochs = 20
         self.stage2_eval_interval = 1
