@@ -10,11 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from mmdet.registry import MODELS, TASK_UTILS, TRANSFORMS
-from mmdet.utils import register_all_modules
-from mmengine.config import Config
-
-import mmdet_stubs  # noqa: F401  (before mmdet: the mmcv._ext stand-in)
+import mmdet_stubs  # noqa: F401  (imported before mmdet, which the functions import)
 
 
 def defaults(cls):
@@ -30,7 +26,11 @@ def defaults(cls):
 
 
 def effective(cfg, registry):
-    """A ``type=`` config dict completed with its class's defaults (``type`` kept)."""
+    """A ``type=`` config dict completed with its class's defaults (``type`` kept); ``registry``
+    names one of ``mmdet.registry``'s."""
+    import mmdet.registry
+
+    registry = getattr(mmdet.registry, registry)
     cfg = dict(cfg)
     cls = registry.get(cfg["type"])
     if cls is None:
@@ -39,10 +39,12 @@ def effective(cfg, registry):
 
 
 def pipeline(steps):
-    return [effective(step, TRANSFORMS) for step in steps]
+    return [effective(step, "TRANSFORMS") for step in steps]
 
 
 def dump(path):
+    from mmengine.config import Config
+
     cfg = Config.fromfile(path).to_dict()
     model = cfg["model"]
     head = model["bbox_head"]
@@ -54,12 +56,12 @@ def dump(path):
         "model": {
             "type": model["type"],
             "data_preprocessor": model["data_preprocessor"],
-            "backbone": effective(model["backbone"], MODELS),
-            "neck": effective(model["neck"], MODELS),
-            "bbox_head": {**effective(head, MODELS),
-                          "loss_cls": effective(head["loss_cls"], MODELS),
-                          "loss_bbox": effective(head["loss_bbox"], MODELS)},
-            "assigner": effective(model["train_cfg"]["assigner"], TASK_UTILS),
+            "backbone": effective(model["backbone"], "MODELS"),
+            "neck": effective(model["neck"], "MODELS"),
+            "bbox_head": {**effective(head, "MODELS"),
+                          "loss_cls": effective(head["loss_cls"], "MODELS"),
+                          "loss_bbox": effective(head["loss_bbox"], "MODELS")},
+            "assigner": effective(model["train_cfg"]["assigner"], "TASK_UTILS"),
             "train_cfg": model["train_cfg"],
             "test_cfg": model["test_cfg"],
         },
@@ -74,7 +76,7 @@ def dump(path):
         "optim_wrapper": cfg["optim_wrapper"],
         "param_scheduler": cfg["param_scheduler"],
         "ema_hook": ema,
-        "ema": effective({"type": ema["ema_type"]}, MODELS),
+        "ema": effective({"type": ema["ema_type"]}, "MODELS"),
         "pipeline_switch_hook": switch,
         "train_cfg": cfg["train_cfg"],
         "checkpoint_hook": cfg["default_hooks"]["checkpoint"],
@@ -84,6 +86,8 @@ def dump(path):
 
 
 def main(paths):
+    from mmdet.utils import register_all_modules
+
     register_all_modules()
     out = {Path(path).stem: dump(path) for path in paths}
     print(json.dumps(out, default=repr))
