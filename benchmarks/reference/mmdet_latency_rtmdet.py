@@ -10,9 +10,9 @@ classification biases ``--cls-bias`` so that, as with trained weights, few ancho
 score threshold), saves them to OUT_DIR/mmdet.pth (``{"meta", "state_dict"}`` as mmdet saves), and
 writes OUT_DIR/mmdet.npz: ``scores`` (1, A, C) sigmoid and ``bboxes`` (1, A, 4) of IN.npz's
 ``image`` (uint8 (H, W, 3) BGR, already test-size) through ``DetDataPreprocessor`` + ``_forward``
-+ the head's box decoding. Prints JSON: the median seconds of ``forward`` (``_forward`` on the
-preprocessed batch) and ``end_to_end`` (``inference_detector`` on IN.npz's ``original`` BGR
-array: test pipeline, preprocessor, forward, NMS).
++ the head's box decoding, and OUT_DIR/mmdet_times.json: the median seconds of ``forward``
+(``_forward`` on the preprocessed batch) and ``end_to_end`` (``inference_detector`` on IN.npz's
+``original`` BGR array: test pipeline, preprocessor, forward, NMS).
 """
 import argparse
 import json
@@ -100,7 +100,8 @@ def main():
     original = arrays["original"]
     end_to_end = median_seconds(lambda: inference_detector(model, original), args.warmup,
                                 args.runs)
-    print(json.dumps({"forward": forward, "end_to_end": end_to_end}))
+    (out / "mmdet_times.json").write_text(json.dumps({"forward": forward,
+                                                     "end_to_end": end_to_end}))
 
 
 if __name__ == "__main__":
