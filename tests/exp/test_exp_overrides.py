@@ -160,7 +160,7 @@ TRAINER_FIELDS = dict(class_names=None, train_batch_size=8, eval_batch_size=8, d
                       clip_grad_norm=None, find_unused_parameters=False, sync_bn=False)
 
 
-@pytest.mark.parametrize("family", ["BaseExp", "PicoDetExp", "RTDETRExp"])
+@pytest.mark.parametrize("family", ["BaseExp", "PicoDetExp", "RTDETRExp", "RTMDetExp"])
 def test_trainer_fields_are_overridable_in_every_family(family):
     exp = getattr(mmdet_lite.exp, family)()
     assert set(TRAINER_FIELDS) <= set(exp.fields())
