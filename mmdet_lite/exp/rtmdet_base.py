@@ -2,6 +2,8 @@
 import copy
 import re
 
+from mmdet_lite.utils.errors import UserError
+
 from .base_exp import BaseExp
 
 __all__ = ["RTMDetExp", "MMDET_MEAN", "MMDET_STD", "norm_and_bias_patterns"]
@@ -146,7 +148,12 @@ class RTMDetExp(BaseExp):
     # ------------------------------------------------------------------ data
     def train_pipeline(self, stage2=False):
         """``train_transforms`` (or ``train_transforms_stage2``) with sizes resolved to
-        ``(h, w)`` from ``input_size``."""
+        ``(h, w)`` from ``input_size``; ``UserError`` unless it is a multiple of the largest
+        stride (the neck joins the levels by 2x upsampling)."""
+        stride = max(self.head["strides"])
+        if any(int(s) % stride for s in self.input_size):
+            raise UserError(f"{self.exp_name}: input_size {tuple(self.input_size)} must be "
+                            f"multiples of {stride} (RTMDet's largest stride)")
         transforms = self.train_transforms_stage2 if stage2 else self.train_transforms
         return resolve_sizes(transforms, tuple(self.input_size))
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mmdet_lite.exp import RTMDetExp, build_exp, get_exp
+from mmdet_lite.utils.errors import UserError
 
 from config_compare import config_mismatches
 from conftest import REPO_ROOT, mmdet_site, run_mmdet
@@ -166,6 +167,13 @@ def test_sizes_follow_input_size_overrides():
     assert exp.stage2_epoch == 130 and exp.lr_decay_config()["max_epochs"] == 150
     assert exp.get_test_transform().target_size == (192, 192)
     assert exp.train_transforms["RandomResize"]["scale"] == 2  # the field itself is untouched
+
+
+def test_train_size_must_be_a_multiple_of_32():
+    exp = build_exp("rtmdet_tiny_8xb32-300e_coco", ["input_size", "200", "192"])
+    with pytest.raises(UserError, match=r"rtmdet_tiny_8xb32-300e_coco: input_size \(200, 192\) "
+                                        "must be multiples of 32"):
+        exp.train_pipeline()
 
 
 def test_score_and_nms_thresholds():
