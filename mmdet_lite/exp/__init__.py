@@ -3,6 +3,7 @@ from .base_exp import BaseExp
 from .build import build_exp, get_exp
 from .picodet_base import PicoDetExp
 from .rtdetr_base import RTDETRExp
+from .rtmdet_base import RTMDetExp
 from .solov2_base import SOLOv2Exp
 
-__all__ = ["BaseExp", "PicoDetExp", "RTDETRExp", "SOLOv2Exp", "build_exp", "get_exp"]
+__all__ = ["BaseExp", "PicoDetExp", "RTDETRExp", "RTMDetExp", "SOLOv2Exp", "build_exp", "get_exp"]

@@ -123,17 +123,30 @@ def _unknown_key(key, fields, owner):
     return UserError(f"unknown exp key '{key}' for {owner}{hint}")
 
 
-def apply_overrides(exp, opts):
-    """Apply ``[KEY, VALUE, KEY, VALUE, ...]`` to ``exp`` (an exp object) in order.
+def _value_tokens(node, tokens):
+    """How many of ``tokens`` make the value of a field: a tuple of ``n > 1`` elements may be
+    typed as ``n`` separate numbers (``input_size 192 192``), anything else is one token."""
+    count = len(node) if isinstance(node, tuple) else 1
+    numbers = [isinstance(_literal(t), (int, float)) for t in tokens[:count]]
+    if count > 1 and len(numbers) == count and all(numbers):
+        return count
+    return 1
 
-    Raises ``UserError`` for an odd number of items, an unknown key (naming close matches) or a
+
+def apply_overrides(exp, opts):
+    """Apply ``[KEY, VALUE, KEY, VALUE, ...]`` to ``exp`` (an exp object) in order; the value of a
+    tuple field may also be its elements as separate items (``input_size 192 192``).
+
+    Raises ``UserError`` for a key without a value, an unknown key (naming close matches) or a
     value that does not fit the field's type.
     """
     opts = [str(item) for item in opts]
-    if len(opts) % 2:
-        raise UserError(f"overrides must be KEY VALUE pairs, got {len(opts)} items: "
-                        f"{' '.join(opts)}")
-    for key, text in zip(opts[0::2], opts[1::2]):
+    index = 0
+    while index < len(opts):
+        key = opts[index]
+        if index + 1 >= len(opts):
+            raise UserError(f"overrides must be KEY VALUE pairs, got {len(opts)} items: "
+                            f"{' '.join(opts)}")
         fields = exp.fields()
         parts = key.split(".")
         parent, node = None, fields
@@ -141,6 +154,9 @@ def apply_overrides(exp, opts):
             if not isinstance(node, dict) or part not in node:
                 raise _unknown_key(key, fields, exp.exp_name)
             parent, node = node, node[part]
+        taken = _value_tokens(node, opts[index + 1:])
+        text = ",".join(opts[index + 1:index + 1 + taken])
+        index += 1 + taken
         try:
             value = cast_value(node, text)
         except ValueError as err:

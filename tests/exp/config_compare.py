@@ -11,9 +11,9 @@ def flatten(value, prefix=""):
     return {prefix.rstrip("."): value}
 
 
-def config_mismatches(ours, theirs):
+def config_mismatches(ours, theirs, reference="paddle"):
     """Lines naming every flattened key whose value differs or that only one side has."""
     ours, theirs, gone = flatten(ours), flatten(theirs), "<missing>"
-    return [f"{key}: exp {ours.get(key, gone)!r} != paddle {theirs.get(key, gone)!r}"
+    return [f"{key}: exp {ours.get(key, gone)!r} != {reference} {theirs.get(key, gone)!r}"
             for key in sorted(set(ours) | set(theirs))
             if ours.get(key) != theirs.get(key) or (key in ours) != (key in theirs)]

@@ -161,7 +161,7 @@ TRAINER_FIELDS = dict(class_names=None, train_batch_size=8, eval_batch_size=8, d
                       skip_bad_images=False)
 
 
-@pytest.mark.parametrize("family", ["BaseExp", "PicoDetExp", "RTDETRExp"])
+@pytest.mark.parametrize("family", ["BaseExp", "PicoDetExp", "RTDETRExp", "RTMDetExp"])
 def test_trainer_fields_are_overridable_in_every_family(family):
     exp = getattr(mmdet_lite.exp, family)()
     assert set(TRAINER_FIELDS) <= set(exp.fields())
@@ -186,3 +186,14 @@ def test_base_exp_fields_and_save_dir():
     assert base.save_dir == "/tmp/out/run1"
     base.merge(["experiment_name", "run1_2"])  # a run folder of its own (tools/train.py -expn)
     assert base.save_dir == "/tmp/out/run1_2"
+
+
+def test_tuple_fields_take_their_elements_as_separate_items(exp):
+    exp.merge(["input_size", "192", "192", "test_size", "160", "192", "num_classes", "2"])
+    assert (exp.input_size, exp.test_size, exp.num_classes) == ((192, 192), (160, 192), 2)
+    exp.merge(["test_size", "224,224", "max_epoch", "5"])
+    assert (exp.test_size, exp.max_epoch) == ((224, 224), 5)
+    with pytest.raises(UserError, match="test_size.*expected 2 values"):
+        exp.merge(["test_size", "192", "max_epoch", "5"])
+    with pytest.raises(UserError, match="KEY VALUE pairs"):
+        exp.merge(["max_epoch", "5", "test_size"])
