@@ -30,11 +30,12 @@ class ModelEMA:
     (``"exponential"``: ``decay * (1 - exp(-(t + 1) / 2000))``, no correction; ``"normal"``: the
     constant ``decay``; ``"exp_momentum"``: mmdet's ``ExpMomentumEMA(momentum=1 - decay,
     gamma=2000, update_buffers=True)``, the first update copies the weights, update ``t >= 1`` is
-    ``exponential``'s, no correction.) Keys containing a ``black_list`` entry are not averaged: they read the
-    live model value. ``filter_no_grad`` (ppdet develop's ``ema_filter_no_grad``) black-lists the
-    frozen tensors too: parameters with ``requires_grad`` False and the affine ``weight``/``bias``
-    of ``FrozenBatchNorm2d`` (parameters with ``stop_gradient`` in Paddle); running statistics are
-    still averaged, as Paddle's. Integer buffers (``num_batches_tracked``) follow the model.
+    ``exponential``'s, no correction.) Keys containing a ``black_list`` entry are not averaged:
+    they read the live model value. ``filter_no_grad`` (ppdet develop's ``ema_filter_no_grad``)
+    black-lists the frozen tensors too: parameters with ``requires_grad`` False and the affine
+    ``weight``/``bias`` of ``FrozenBatchNorm2d`` (parameters with ``stop_gradient`` in Paddle);
+    running statistics are still averaged, as Paddle's. Integer buffers (``num_batches_tracked``)
+    follow the model (mmdet's keep their initial value; nothing reads them).
     ``snapshot()`` is ppdet's ``apply()``: it also counts snapshot epochs and, every
     ``cycle_epoch`` of them, restarts the average.
 
