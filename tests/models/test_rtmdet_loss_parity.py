@@ -132,3 +132,45 @@ def test_quality_focal_loss_positive_and_negative_terms():
     neg = -torch.log(1 - p) * p ** 2
     pos = -(0.7 * torch.log(p[0, 1]) + 0.3 * torch.log(1 - p[0, 1])) * (0.7 - p[0, 1]).abs() ** 2
     torch.testing.assert_close(loss, torch.stack([neg[0, 0] + pos, neg[1].sum()]))
+
+
+def _half(arrays, rank):
+    keep = slice(2 * rank, 2 * rank + 2)
+    cls = [torch.tensor(arrays[f"cls_{i}"][keep]) for i in range(3)]
+    reg = [torch.tensor(arrays[f"reg_{i}"][keep]) for i in range(3)]
+    targets = {k: v[keep] for k, v in targets_of(arrays).items()}
+    return cls, reg, targets
+
+
+def _dist_worker(rank, world_size, folder):
+    torch.distributed.init_process_group("gloo", init_method=f"file://{folder}/rendezvous",
+                                         rank=rank, world_size=world_size)
+    losses = RTMDetLoss(NUM_CLASSES)(*_half(make_batch(), rank), STRIDES)
+    torch.save({k: v.detach() for k, v in losses.items()}, f"{folder}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_average_factor_is_the_mean_over_processes(tmp_path):
+    """Two processes with two images each: both terms are divided by the mean of their IoU sums,
+    as mmdet's reduce_mean makes it."""
+    torch.multiprocessing.spawn(_dist_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
+    arrays, criterion = make_batch(), RTMDetLoss(NUM_CLASSES)
+    sums, factors = [], []
+    for rank in range(2):
+        losses = criterion(*_half(arrays, rank), STRIDES)
+        cls, reg, targets = _half(arrays, rank)
+        flat_cls, boxes, points, strides = flat_inputs(
+            {**arrays, **{f"cls_{i}": cls[i].numpy() for i in range(3)},
+             **{f"reg_{i}": reg[i].numpy() for i in range(3)},
+             "gt_bboxes": targets["gt_bboxes"].numpy()})
+        ious = criterion.assigner(flat_cls, boxes, points, strides, targets["gt_labels"],
+                        targets["gt_bboxes"], targets["pad_gt_mask"]).ious.sum()
+        assert ious > 1  # mmdet clamps the mean at 1: unclamped sums keep the test exact
+        factors.append(ious)
+        sums.append({k: losses[k] * factors[-1] for k in ("loss_cls", "loss_bbox")})
+    mean = (factors[0] + factors[1]) / 2
+    assert not torch.isclose(factors[0], factors[1])
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        for key in ("loss_cls", "loss_bbox"):
+            torch.testing.assert_close(got[key], sums[rank][key] / mean, rtol=1e-5, atol=0)
