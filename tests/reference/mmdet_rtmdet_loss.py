@@ -8,6 +8,9 @@ level, ``gt_bboxes`` (N, M, 4), ``gt_labels`` (N, M, 1), ``pad_gt_mask`` (N, M, 
 ``parse_losses`` does) and the gradients ``grad_cls_<l>``, ``grad_reg_<l>`` of their sum.
 Never imports mmdet_lite.
 """
+import mmdet_stubs  # noqa: F401  (before mmdet)
+
+# isort: split
 import sys
 
 import numpy as np
@@ -16,8 +19,6 @@ from mmdet.models.dense_heads import RTMDetSepBNHead
 from mmdet.models.task_modules.assigners import DynamicSoftLabelAssigner
 from mmdet.structures.bbox import distance2bbox
 from mmengine.structures import InstanceData
-
-import mmdet_stubs  # noqa: F401  (before mmdet)
 
 
 def main(in_path, out_path):

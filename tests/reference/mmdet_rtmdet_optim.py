@@ -8,14 +8,15 @@ OUT.pt: ``weight_decay`` {name: decay of its group}, ``model`` and ``ema`` state
 steps, and ``lrs`` [the LR of iterations 0..max_epochs * iters_per_epoch + 2 per case].
 Never imports mmdet_lite.
 """
+import mmdet_stubs  # noqa: F401  (before mmdet)
+
+# isort: split
 import sys
 
 import torch
 from mmdet.models.layers import ExpMomentumEMA
 from mmengine.optim import CosineAnnealingLR, LinearLR, build_optim_wrapper
 from torch import nn
-
-import mmdet_stubs  # noqa: F401  (before mmdet)
 
 
 def tiny_module():

@@ -8,6 +8,9 @@ mmdet_lite's ``SampleRandom(seeds[i])`` draws); the transforms (and their caches
 samples, as in one data-loader worker. OUT.pt: ``outputs`` [None when a transform dropped the
 sample, else dict(img, gt_bboxes, gt_bboxes_labels)]. Never imports mmdet_lite.
 """
+import mmdet_stubs  # noqa: F401  (before mmdet)
+
+# isort: split
 import random
 import sys
 
@@ -15,8 +18,6 @@ import numpy as np
 import torch
 from mmcv.transforms import Compose
 from mmdet.utils import register_all_modules
-
-import mmdet_stubs  # noqa: F401  (before mmdet)
 
 
 def main(in_path, out_path):
