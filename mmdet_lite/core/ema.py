@@ -28,11 +28,14 @@ class ModelEMA:
         averaged = ema / (1 - decay_last ** steps)     # averaged()
 
     (``"exponential"``: ``decay * (1 - exp(-(t + 1) / 2000))``, no correction; ``"normal"``: the
-    constant ``decay``.) Keys containing a ``black_list`` entry are not averaged: they read the
-    live model value. ``filter_no_grad`` (ppdet develop's ``ema_filter_no_grad``) black-lists the
-    frozen tensors too: parameters with ``requires_grad`` False and the affine ``weight``/``bias``
-    of ``FrozenBatchNorm2d`` (parameters with ``stop_gradient`` in Paddle); running statistics are
-    still averaged, as Paddle's. Integer buffers (``num_batches_tracked``) follow the model.
+    constant ``decay``; ``"exp_momentum"``: mmdet's ``ExpMomentumEMA(momentum=1 - decay,
+    gamma=2000, update_buffers=True)``, the first update copies the weights, update ``t >= 1`` is
+    ``exponential``'s, no correction.) Keys containing a ``black_list`` entry are not averaged:
+    they read the live model value. ``filter_no_grad`` (ppdet develop's ``ema_filter_no_grad``)
+    black-lists the frozen tensors too: parameters with ``requires_grad`` False and the affine
+    ``weight``/``bias`` of ``FrozenBatchNorm2d`` (parameters with ``stop_gradient`` in Paddle);
+    running statistics are still averaged, as Paddle's. Integer buffers (``num_batches_tracked``)
+    follow the model (mmdet's keep their initial value; nothing reads them).
     ``snapshot()`` is ppdet's ``apply()``: it also counts snapshot epochs and, every
     ``cycle_epoch`` of them, restarts the average.
 
@@ -42,9 +45,9 @@ class ModelEMA:
 
     def __init__(self, model, decay=0.9998, decay_type="threshold", cycle_epoch=-1, black_list=None,
                  filter_no_grad=False):
-        if decay_type not in ("threshold", "exponential", "normal"):
-            raise ValueError("ema_decay_type must be threshold, exponential or normal, "
-                             f"got {decay_type!r}")
+        if decay_type not in ("threshold", "exponential", "normal", "exp_momentum"):
+            raise ValueError("ema_decay_type must be threshold, exponential, normal or "
+                             f"exp_momentum, got {decay_type!r}")
         self.model = model
         self.decay = decay
         self.decay_type = decay_type
@@ -72,7 +75,9 @@ class ModelEMA:
     def current_decay(self):
         if self.decay_type == "threshold":
             return min(self.decay, (1 + self.step) / (10 + self.step))
-        if self.decay_type == "exponential":
+        if self.decay_type == "exp_momentum" and self.step == 0:
+            return 0.0
+        if self.decay_type in ("exponential", "exp_momentum"):
             return self.decay * (1 - math.exp(-(self.step + 1) / 2000))
         return self.decay
 
@@ -96,7 +101,7 @@ class ModelEMA:
         state = self.model.state_dict()
         if self.step == 0:
             return {k: v.detach().clone() for k, v in state.items()}
-        correct = self.decay_type != "exponential"
+        correct = self.decay_type not in ("exponential", "exp_momentum")
         scale = 1 - self.last_decay ** self.step
         out = {}
         for k, v in state.items():

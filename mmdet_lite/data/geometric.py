@@ -1,4 +1,5 @@
-"""Geometric transforms: ppdet's crop, flip, expand and (batch) resize on uint8 samples.
+"""Geometric transforms: ppdet's crop, flip, expand and (batch) resize on uint8 samples; mmdet's
+``RandomCrop`` and ``Pad`` (RTMDet; mmcv's ``RandomFlip`` is ppdet's, draw for draw).
 
 Samples are the dicts of ``mmdet_lite.data.instances``; every instance field present (boxes,
 labels, crowd flags, masks) follows the image through that module's functions. Sample transforms
@@ -13,7 +14,7 @@ from mmdet_lite.data import instances
 from mmdet_lite.data.resize import INTERPOLATIONS, resize_scales
 
 __all__ = ["INTERPOLATIONS", "RandomCrop", "RandomFlip", "RandomExpand", "BatchRandomResize",
-           "TestTransform"]
+           "TestTransform", "MMDetRandomCrop", "Pad"]
 
 def _iou_with_crop(boxes, box_areas, crop):
     """IoU (n,) of float32 boxes (n, 4) with one crop box (4,), in float32 as ppdet computes it."""
@@ -121,6 +122,68 @@ class RandomFlip:
     def __repr__(self):
         return f"{type(self).__name__}(prob={self.prob})"
 
+
+
+class MMDetRandomCrop:
+    """mmdet ``RandomCrop(crop_size, crop_type="absolute")``: a ``crop_size`` ``(w, h)`` window
+    (cut to the image) at offsets ``rng.randint(0, margin + 1)`` (y, then x); boxes shifted and
+    clipped to it, those not overlapping it dropped, masks cut.
+
+    Without a box left (and ``allow_negative_crop`` False) it returns ``None``: the data set then
+    takes another image, as mmdet's ``BaseDataset`` refetches.
+    """
+
+    def __init__(self, crop_size, allow_negative_crop=False, bbox_clip_border=True):
+        self.crop_size = tuple(int(s) for s in crop_size)
+        if len(self.crop_size) != 2 or min(self.crop_size) <= 0:
+            raise ValueError(f"RandomCrop: crop_size must be (w, h) > 0, got {crop_size!r}")
+        if not bbox_clip_border:
+            raise ValueError("RandomCrop: only bbox_clip_border True (mmdet's RTMDet) is "
+                             "supported")
+        self.allow_negative_crop = bool(allow_negative_crop)
+
+    def __call__(self, sample, rng):
+        height, width = sample["image"].shape[:2]
+        crop_h, crop_w = min(self.crop_size[1], height), min(self.crop_size[0], width)
+        y1 = int(rng.randint(0, max(height - crop_h, 0) + 1))
+        x1 = int(rng.randint(0, max(width - crop_w, 0) + 1))
+        boxes = sample["boxes"] - np.array([x1, y1, x1, y1], dtype=np.float32)
+        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, crop_w)
+        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, crop_h)
+        keep = ((boxes[:, 0] < crop_w) & (boxes[:, 2] > 0) & (boxes[:, 1] < crop_h)
+                & (boxes[:, 3] > 0))
+        if not keep.any() and not self.allow_negative_crop:
+            return None
+        return instances.crop(sample, (x1, y1, x1 + crop_w, y1 + crop_h), keep, boxes)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(crop_size={self.crop_size}, allow_negative_crop="
+                f"{self.allow_negative_crop})")
+
+
+class Pad:
+    """mmdet ``Pad(size=(w, h), pad_val=dict(img=...))``: pad bottom and right to ``size`` with
+    ``pad_val`` (masks with 0); instances do not move. Draws nothing."""
+
+    def __init__(self, size, pad_val=114):
+        self.size = tuple(int(s) for s in size)
+        if isinstance(pad_val, dict):
+            pad_val = pad_val.get("img", 0)
+        value = np.asarray(pad_val).reshape(-1)
+        self.pad_val = tuple(int(v) for v in np.broadcast_to(value, (3,)))
+
+    def __call__(self, sample, rng=None):
+        height, width = sample["image"].shape[:2]
+        out_w, out_h = self.size
+        if height > out_h or width > out_w:
+            raise ValueError(f"Pad: the image ({height}x{width}) is larger than size "
+                             f"{self.size} (w, h)")
+        canvas = np.empty((out_h, out_w, 3), dtype=np.uint8)
+        canvas[:] = self.pad_val
+        return instances.place_on_canvas(sample, canvas, 0, 0)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(size={self.size}, pad_val={self.pad_val})"
 
 
 class RandomExpand:

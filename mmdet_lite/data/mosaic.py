@@ -19,7 +19,7 @@ import numpy as np
 
 from mmdet_lite.data import instances
 
-__all__ = ["Mosaic"]
+__all__ = ["Mosaic", "tile_four", "inside_image"]
 
 _FILL = 114  # ppdet's (YOLOX's) grey for the canvas and the warp's border
 
@@ -68,11 +68,62 @@ def _warp_affine(image, matrix, dsize, border):
                      borderMode=cv2.BORDER_CONSTANT, borderValue=border)
 
 
-def _inside(boxes, width, height):
-    """ppdet's ``remove_outside_box`` test: boxes (n, 4) overlapping ``[0, width] x [0, height]``.
-    """
+def inside_image(boxes, width, height):
+    """ppdet's ``remove_outside_box`` test (mmdet's ``is_inside``): boxes (n, 4) overlapping
+    ``[0, width] x [0, height]``."""
     return ((boxes[:, 0] < width) & (boxes[:, 2] > 0) & (boxes[:, 1] < height)
             & (boxes[:, 3] > 0))
+
+
+def tile_four(samples, xc, yc, input_dim, with_masks, remove_outside_box=False):
+    """The four-tile step of YOLOX's / mmdet's mosaic on a ``2h x 2w`` canvas (``input_dim``
+    ``(h, w)``) around the centre ``(xc, yc)``: each sample letterboxed to ``input_dim`` (cv2
+    bilinear), tile ``k`` placed by ``_mosaic_coords``, boxes scaled and shifted in float32.
+
+    Boxes are clipped to the canvas (``remove_outside_box``: those not overlapping it are dropped
+    instead, unclipped). Returns the canvas (uint8, filled with 114), the instances on it and, per
+    tile, ``(masks cut to what the canvas shows, (dx, dy) shift from tile to canvas)``.
+    """
+    input_h, input_w = input_dim
+    canvas = np.full((2 * input_h, 2 * input_w, 3), _FILL, dtype=np.uint8)
+    parts, mask_tiles = [], []
+    for k, sample in enumerate(samples):
+        image = sample["image"]
+        h0, w0 = image.shape[:2]
+        ratio = min(input_h / h0, input_w / w0)
+        image = cv2.resize(image, (int(w0 * ratio), int(h0 * ratio)),
+                           interpolation=cv2.INTER_LINEAR)
+        h, w = image.shape[:2]
+        (x1, y1, x2, y2), (sx1, sy1, sx2, sy2) = _mosaic_coords(k, xc, yc, w, h, input_h,
+                                                                input_w)
+        canvas[y1:y2, x1:x2] = image[sy1:sy2, sx1:sx2]
+        shift = np.array([x1 - sx1, y1 - sy1] * 2, dtype=np.float32)
+        boxes = sample["boxes"].astype(np.float32) * np.float32(ratio) + shift
+        parts.append(_instances(sample, boxes))
+        if with_masks:
+            masks = instances.resize_masks_to(sample["masks"], w, h)
+            shown = np.zeros_like(masks)
+            shown[:, sy1:sy2, sx1:sx2] = masks[:, sy1:sy2, sx1:sx2]
+            mask_tiles.append((shown, (x1 - sx1, y1 - sy1)))
+    tiled = instances.concatenate(parts, canvas.shape[:2])
+    boxes = tiled["boxes"]
+    if remove_outside_box:
+        keep = inside_image(boxes, 2 * input_w, 2 * input_h)
+        instances.select(tiled, keep)
+        tile_of = np.repeat(np.arange(len(parts)), [len(p["boxes"]) for p in parts])
+        mask_tiles = [(m[keep[tile_of == t]], shift) for t, (m, shift) in enumerate(mask_tiles)]
+        return canvas, tiled, mask_tiles
+    boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, 2 * input_w)
+    boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, 2 * input_h)
+    return canvas, tiled, mask_tiles
+
+
+def _instances(sample, boxes):
+    """The non-mask instance fields of ``sample`` with ``boxes`` in place of its own."""
+    fields = {k: sample[k] for k in instances.INSTANCE_FIELDS if k in sample and k != "masks"}
+    fields["labels"] = np.asarray(fields["labels"], dtype=np.int64).reshape(-1)
+    fields["boxes"] = boxes
+    return fields
 
 
 class Mosaic:
@@ -125,7 +176,8 @@ class Mosaic:
         with_masks = all("masks" in s for s in samples)
         yc = int(py_rng.uniform(0.5 * input_h, 1.5 * input_h))
         xc = int(py_rng.uniform(0.5 * input_w, 1.5 * input_w))
-        canvas, tiled, mask_tiles = self._tile(samples[:4], xc, yc, with_masks)
+        canvas, tiled, mask_tiles = tile_four(samples[:4], xc, yc, self.input_dim,
+                                              with_masks, self.remove_outside_box)
         image, tiled = self._affine(canvas, tiled, mask_tiles, py_rng)
         parts = [tiled]
         if self.enable_mixup and len(tiled["boxes"]) and py_rng.random() < self.mixup_prob:
@@ -136,50 +188,6 @@ class Mosaic:
         out["boxes"] = out["boxes"].astype(np.float32, copy=False)
         out["labels"] = out["labels"].astype(np.int64, copy=False)
         return out
-
-    @staticmethod
-    def _instances(sample, boxes):
-        """The non-mask instance fields of ``sample`` with ``boxes`` in place of its own."""
-        fields = {k: sample[k] for k in instances.INSTANCE_FIELDS if k in sample and k != "masks"}
-        fields["labels"] = np.asarray(fields["labels"], dtype=np.int64).reshape(-1)
-        fields["boxes"] = boxes
-        return fields
-
-    def _tile(self, samples, xc, yc, with_masks):
-        """The 2x canvas, the instances on it and, per tile, ``(masks cut to what the canvas
-        shows, (dx, dy) shift from tile to canvas)``."""
-        input_h, input_w = self.input_dim
-        canvas = np.full((2 * input_h, 2 * input_w, 3), _FILL, dtype=np.uint8)
-        parts, mask_tiles = [], []
-        for k, sample in enumerate(samples):
-            image = sample["image"]
-            h0, w0 = image.shape[:2]
-            ratio = min(input_h / h0, input_w / w0)
-            image = cv2.resize(image, (int(w0 * ratio), int(h0 * ratio)),
-                               interpolation=cv2.INTER_LINEAR)
-            h, w = image.shape[:2]
-            (x1, y1, x2, y2), (sx1, sy1, sx2, sy2) = _mosaic_coords(k, xc, yc, w, h, input_h,
-                                                                    input_w)
-            canvas[y1:y2, x1:x2] = image[sy1:sy2, sx1:sx2]
-            shift = np.array([x1 - sx1, y1 - sy1] * 2, dtype=np.float32)
-            boxes = sample["boxes"].astype(np.float32) * np.float32(ratio) + shift
-            parts.append(self._instances(sample, boxes))
-            if with_masks:
-                masks = instances.resize_masks_to(sample["masks"], w, h)
-                shown = np.zeros_like(masks)
-                shown[:, sy1:sy2, sx1:sx2] = masks[:, sy1:sy2, sx1:sx2]
-                mask_tiles.append((shown, (x1 - sx1, y1 - sy1)))
-        tiled = instances.concatenate(parts, canvas.shape[:2])
-        boxes = tiled["boxes"]
-        if self.remove_outside_box:
-            keep = _inside(boxes, 2 * input_w, 2 * input_h)
-            instances.select(tiled, keep)
-            tile_of = np.repeat(np.arange(len(parts)), [len(p["boxes"]) for p in parts])
-            mask_tiles = [(m[keep[tile_of == t]], shift) for t, (m, shift) in enumerate(mask_tiles)]
-            return canvas, tiled, mask_tiles
-        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, 2 * input_w)
-        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, 2 * input_h)
-        return canvas, tiled, mask_tiles
 
     def _affine(self, canvas, tiled, mask_tiles, py_rng):
         """Rotate+scale about the origin, shear, translate; warp corners, keep their bounds."""
@@ -243,12 +251,12 @@ class Mosaic:
             boxes[:, 0::2] = src_w - boxes[:, 2::-2]
         boxes[:, 0::2] -= x_off
         boxes[:, 1::2] -= y_off
-        mixed = self._instances(sample, boxes)
+        mixed = _instances(sample, boxes)
         if with_masks:
             mixed["masks"] = self._mixup_masks(sample["masks"], (rh, rw), jittered, flip,
                                                (y_off, x_off), (dst_h, dst_w))
         if self.remove_outside_box:
-            instances.select(mixed, _inside(boxes, dst_w, dst_h))
+            instances.select(mixed, inside_image(boxes, dst_w, dst_h))
         else:
             boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, dst_w)
             boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, dst_h)

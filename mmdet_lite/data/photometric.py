@@ -7,6 +7,7 @@
   one, so it commutes with an affine colour map).
 - ``PILRandomDistort``: ppdet develop's PIL ``RandomDistort`` (RT-DETR's reader).
 - ``AugmentHSV``: ppdet's ``AugmentHSV`` with OpenCV 4.5.5's HSV arithmetic.
+- ``YOLOXHSVRandomAug``: mmdet's (RTMDet): the same draws, integer gains, the installed cv2.
 
 Geometry-free: instances are untouched. Calls are ``t(sample, rng)`` with a ``SampleRandom``,
 drawing in ppdet's order (see ``mmdet_lite.data.geometric``).
@@ -17,7 +18,7 @@ import torch
 from PIL import Image, ImageEnhance
 
 __all__ = ["RandomDistort", "draw_distortion", "apply_color_transform", "PILRandomDistort",
-           "AugmentHSV"]
+           "AugmentHSV", "YOLOXHSVRandomAug"]
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]])
@@ -283,3 +284,29 @@ class AugmentHSV:
     def __repr__(self):
         return (f"{type(self).__name__}(fraction={self.fraction}, is_bgr={self.is_bgr}, hgain="
                 f"{self.hgain}, sgain={self.sgain}, vgain={self.vgain})")
+
+
+class YOLOXHSVRandomAug:
+    """mmdet ``YOLOXHSVRandomAug``: add ``int16(rng.uniform(-1, 1, 3) * deltas * rng.randint(0, 2,
+    3))`` to cv2's uint8 H (mod 180), S and V (clipped to 0..255), with the installed cv2's
+    conversions as mmdet uses them (RGB here, BGR in mmdet: the same HSV). Image (H, W, 3) uint8.
+    """
+
+    def __init__(self, hue_delta=5, saturation_delta=30, value_delta=30):
+        self.deltas = (hue_delta, saturation_delta, value_delta)
+
+    def __call__(self, sample, rng):
+        gains = rng.uniform(-1, 1, 3) * list(self.deltas)
+        gains = (gains * rng.randint(0, 2, 3)).astype(np.int16)
+        values = np.arange(256, dtype=np.int16)
+        table = np.stack([(values + gains[0]) % 180, np.clip(values + gains[1], 0, 255),
+                          np.clip(values + gains[2], 0, 255)], 1).astype(np.uint8)
+        hsv = cv2.cvtColor(np.ascontiguousarray(sample["image"]), cv2.COLOR_RGB2HSV)
+        shifted = cv2.LUT(hsv, table.reshape(256, 1, 3))
+        sample["image"] = cv2.cvtColor(shifted, cv2.COLOR_HSV2RGB)
+        return sample
+
+    def __repr__(self):
+        hue, saturation, value = self.deltas
+        return (f"{type(self).__name__}(hue_delta={hue}, saturation_delta={saturation}, "
+                f"value_delta={value})")

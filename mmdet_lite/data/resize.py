@@ -1,4 +1,5 @@
-"""ppdet's resizes of single samples and the ``PadBatch`` batch step (SOLOv2's readers).
+"""ppdet's resizes of single samples and the ``PadBatch`` batch step (SOLOv2's readers); mmdet's
+keep-ratio ``Resize`` / ``RandomResize`` (RTMDet).
 
 ``Resize`` and ``RandomResize`` are sample transforms (``t(sample, rng)``, see
 ``mmdet_lite.data.geometric``): cv2's ``fx``/``fy`` resize of the uint8 image exactly as ppdet's
@@ -15,7 +16,7 @@ import numpy as np
 from mmdet_lite.data import instances
 
 __all__ = ["INTERPOLATIONS", "keep_ratio_scale", "resize_scales", "Resize", "RandomResize",
-           "PadBatch"]
+           "PadBatch", "mmcv_rescale_size", "MMDetResize", "MMDetRandomResize"]
 
 INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_AREA, cv2.INTER_CUBIC,
                   cv2.INTER_LANCZOS4)
@@ -164,3 +165,58 @@ class PadBatch:
 
     def __repr__(self):
         return f"{type(self).__name__}(pad_to_stride={self.pad_to_stride})"
+
+
+def mmcv_rescale_size(height, width, scale):
+    """mmcv's ``rescale_size``: ``(new_w, new_h, factor)`` fitting the long side in ``max(scale)``
+    and the short side in ``min(scale)``, each side ``int(side * factor + 0.5)``."""
+    factor = min(max(scale) / max(height, width), min(scale) / min(height, width))
+    return int(width * factor + 0.5), int(height * factor + 0.5), factor
+
+
+class MMDetResize:
+    """mmdet ``Resize(scale, keep_ratio)``: cv2 bilinear to mmcv's ``rescale_size`` (``keep_ratio``)
+    or to ``scale`` ``(w, h)``; boxes scaled by ``new / old`` per axis and clipped to the new size,
+    masks nearest-neighbour. Draws nothing; ``__call__(sample, rng=None)``."""
+
+    def __init__(self, scale, keep_ratio=True):
+        self.scale = _as_size(scale, "Resize")
+        self.keep_ratio = bool(keep_ratio)
+
+    def resize(self, sample, scale):
+        """``sample`` resized in place for the target ``scale`` ``(w, h)``."""
+        height, width = sample["image"].shape[:2]
+        if self.keep_ratio:
+            new_w, new_h, _ = mmcv_rescale_size(height, width, scale)
+        else:
+            new_w, new_h = scale
+        image = cv2.resize(sample["image"], (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        return instances.resize(sample, image, new_w / width, new_h / height, new_w, new_h)
+
+    def __call__(self, sample, rng=None):
+        return self.resize(sample, self.scale)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(scale={self.scale}, keep_ratio={self.keep_ratio})"
+
+
+class MMDetRandomResize(MMDetResize):
+    """mmcv ``RandomResize(scale, ratio_range)`` with mmdet's ``Resize``: the target
+    ``(int(w * r), int(h * r))`` for ``r = rng.random_sample() * (max - min) + min``
+    (mmcv's numpy draw)."""
+
+    def __init__(self, scale, ratio_range=(0.1, 2.0), keep_ratio=True):
+        super().__init__(scale, keep_ratio)
+        self.ratio_range = tuple(float(r) for r in ratio_range)
+        if not 0 < self.ratio_range[0] <= self.ratio_range[1]:
+            raise ValueError(f"RandomResize: ratio_range must be (min, max) with 0 < min <= max, "
+                             f"got {ratio_range!r}")
+
+    def __call__(self, sample, rng):
+        low, high = self.ratio_range
+        ratio = rng.random_sample() * (high - low) + low
+        return self.resize(sample, (int(self.scale[0] * ratio), int(self.scale[1] * ratio)))
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(scale={self.scale}, ratio_range={self.ratio_range}, "
+                f"keep_ratio={self.keep_ratio})")

@@ -25,6 +25,7 @@ __all__ = ["SampleRandom", "TrainDataset", "TrainBatchSampler", "TrainLoader", "
            "build_train_loader"]
 
 _SAMPLE_STREAM, _BATCH_STREAM, _SHUFFLE_STREAM = 0, 1, 2
+MAX_REFETCH = 1000  # mmengine BaseDataset's max_refetch
 
 
 class SampleRandom(np.random.RandomState):
@@ -68,14 +69,21 @@ class TrainDataset(Dataset):
             e.g. ``COCODataset``.
         transforms: sample transforms called as ``t(sample, rng)`` with a ``SampleRandom``.
         mosaic_epoch: ppdet's ``TrainReader.mosaic_epoch``; -1 (ppdet's default): never.
+        switch_epoch, switch_transforms: mmdet's ``PipelineSwitchHook``: from the 0-based epoch
+            ``switch_epoch`` on (-1: never) the item goes through ``switch_transforms`` instead.
+
+    A transform may return ``None`` (mmdet's ``RandomCrop`` with no box left): the item is then
+    another image drawn with ``rng.randint(len(self))``, as mmengine's ``BaseDataset`` refetches.
     """
 
     def __init__(self, dataset, transforms, drop_crowd=True, allow_empty=False, mosaic_epoch=-1,
-                 with_masks=False, skip_unreadable=False):
+                 with_masks=False, switch_epoch=-1, switch_transforms=(), skip_unreadable=False):
         self.dataset = dataset
         self.skip_unreadable = skip_unreadable
         self.with_masks = with_masks
         self.transforms = list(transforms)
+        self.switch_epoch = int(switch_epoch)
+        self.switch_transforms = list(switch_transforms or ())
         self.drop_crowd = drop_crowd
         self.allow_empty = allow_empty
         self.mosaic_epoch = int(mosaic_epoch)
@@ -123,12 +131,12 @@ class TrainDataset(Dataset):
                                        ) if segms else np.zeros((0, height, width), np.uint8)
         return sample
 
-    def __getitem__(self, key):
-        index, sample_seed, batch_seed, *rest = (key, key, 0) if np.isscalar(key) else key
-        epoch = int(rest[0]) if rest else 0
-        rng = SampleRandom(sample_seed)
-        skipped = []
+    def _transformed(self, index, rng, epoch, skipped):
+        """The item ``index`` through the epoch's transforms; ``None`` when a transform drops it
+        (unreadable images replaced are appended to ``skipped``)."""
         sample, transforms = self._load(index, skipped), self.transforms
+        if 0 <= self.switch_epoch <= epoch:
+            return self._apply(sample, self.switch_transforms, rng)
         if self._has_mosaic and (self.mosaic_epoch == 0 or epoch < self.mosaic_epoch):
             others = [rng.randint(len(self)) for _ in range(4)]
             if transforms and isinstance(transforms[0], Mosaic):
@@ -139,15 +147,34 @@ class TrainDataset(Dataset):
                 transforms = transforms[1:]
             else:
                 sample = [sample] + [self._load(i, skipped) for i in others]
+        return self._apply(sample, transforms, rng)
+
+    @staticmethod
+    def _apply(sample, transforms, rng):
         for transform in transforms:
             if isinstance(sample, list) and not isinstance(transform, Mosaic):
                 sample = [transform(s, rng) for s in sample]
             else:
                 sample = transform(sample, rng)
-        sample["batch_seed"] = int(batch_seed)
-        if skipped:
-            sample["skipped"] = skipped
+            if sample is None:
+                return None
         return sample
+
+    def __getitem__(self, key):
+        index, sample_seed, batch_seed, *rest = (key, key, 0) if np.isscalar(key) else key
+        epoch = int(rest[0]) if rest else 0
+        rng = SampleRandom(sample_seed)
+        skipped = []
+        for _ in range(MAX_REFETCH + 1):
+            sample = self._transformed(index, rng, epoch, skipped)
+            if sample is not None:
+                sample["batch_seed"] = int(batch_seed)
+                if skipped:
+                    sample["skipped"] = skipped
+                return sample
+            index = int(rng.randint(len(self)))  # mmdet's BaseDataset: another random image
+        raise UserError(f"{MAX_REFETCH + 1} images in a row were dropped by the transforms "
+                        "(RandomCrop without boxes left): check the annotations and crop_size")
 
 
 class TrainBatchSampler(Sampler):
@@ -268,7 +295,8 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
                        random_interp=True, keep_ratio=False, sample_transforms=(),
                        drop_crowd=True, allow_empty=False, pin_memory=None,
                        persistent_workers=False, collate_fn=None, mosaic_epoch=-1,
-                       box_format="xyxy", with_masks=False, skip_unreadable=False):
+                       box_format="xyxy", with_masks=False, switch_epoch=-1,
+                       switch_transforms=(), skip_unreadable=False):
     """ppdet's TrainReader as a ``TrainLoader``: sample transforms, then ``TrainCollate``.
 
     Args:
@@ -280,6 +308,7 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
         sample_transforms: per-sample transforms (``mmdet_lite.data.build``), in order.
         drop_crowd, allow_empty: ground-truth filtering (ppdet: True, False).
         mosaic_epoch: epochs with five-sample items for ``Mosaic`` (see ``TrainDataset``).
+        switch_epoch, switch_transforms: the stage-2 pipeline (see ``TrainDataset``).
         box_format: ``TrainCollate``'s ``gt_bboxes`` format (``xyxy`` pixels, ``cxcywh`` DETR).
         with_masks: load instance masks (``gt_masks`` in the batches).
         skip_unreadable: replace an unreadable image by the next readable one with a warning
@@ -290,7 +319,8 @@ def build_train_loader(dataset, batch_size, num_workers, seed, rank=0, world_siz
     """
     if not isinstance(dataset, TrainDataset):
         dataset = TrainDataset(dataset, list(sample_transforms or ()), drop_crowd, allow_empty,
-                               mosaic_epoch, with_masks, skip_unreadable)
+                               mosaic_epoch, with_masks, switch_epoch, switch_transforms,
+                               skip_unreadable)
     if len(dataset) == 0:
         source = getattr(dataset.dataset, "ann_path", "train_ann")
         raise UserError(f"the training set {source} has no image with ground-truth boxes "

@@ -15,7 +15,8 @@ from mmdet_lite.utils.registry import Registry
 from .optimizer import set_lr
 
 __all__ = ["LinearWarmup", "ExpWarmup", "CosineDecay", "PiecewiseDecay", "LearningRate",
-           "LR_DECAYS", "WARMUPS", "build_learning_rate", "build_lr_scheduler", "scaled_base_lr"]
+           "LR_DECAYS", "WARMUPS", "build_learning_rate", "build_lr_scheduler", "scaled_base_lr",
+           "LinearWarmupFlatCosine"]
 
 # ``exp.lr_decay`` / ``exp.warmup`` dicts name one of these (``dict(name="CosineDecay", ...)``).
 LR_DECAYS = Registry("lr_decay")
@@ -216,3 +217,78 @@ def build_lr_scheduler(exp, iters_per_epoch, batch_size=None):
         decay["max_epochs"] = exp.max_epoch
     return build_learning_rate(scaled_base_lr(exp, batch_size), decay, exp.warmup,
                                iters_per_epoch, owner=exp.exp_name)
+
+
+class LinearWarmupFlatCosine:
+    """mmengine's ``[LinearLR(start_factor, by_epoch=False, begin=0, end=warmup_iters),
+    CosineAnnealingLR(eta_min, begin=B, end=max_epochs, T_max=T, by_epoch=True,
+    convert_to_iter_based=True)]`` per iteration: mmdet's RTMDet schedule with ``B = T =
+    max_epochs // 2`` (``cosine_begin_epoch``, ``cosine_period_epochs``; an odd ``max_epochs``
+    runs past the period, as mmengine's does).
+
+    ``schedule(t)`` is the LR of the ``t``-th optimizer step (0-based): the value after ``t``
+    scheduler steps. It runs mmengine's chained updates in the same float operations (so the values
+    are mmengine's, overlapping warmup and cosine included), caching the last step reached; it is a
+    function of ``t`` alone, as resuming needs. ``eta_min = base_lr * eta_min_ratio``.
+    """
+
+    def __init__(self, base_lr, iters_per_epoch, max_epochs, warmup_iters=1000,
+                 start_factor=1.0e-5, cosine_begin_epoch=None, cosine_period_epochs=None,
+                 eta_min_ratio=0.05):
+        self.base_lr = float(base_lr)
+        self.iters_per_epoch = int(iters_per_epoch)
+        self.max_epochs = int(max_epochs)
+        self.warmup_iters = int(warmup_iters)
+        self.start_factor = float(start_factor)
+        self.cosine_begin_epoch = (self.max_epochs // 2 if cosine_begin_epoch is None
+                                   else int(cosine_begin_epoch))
+        self.cosine_period_epochs = (self.max_epochs // 2 if cosine_period_epochs is None
+                                     else int(cosine_period_epochs))
+        self.eta_min_ratio = float(eta_min_ratio)
+        if self.warmup_iters < 1:
+            raise ValueError(f"warmup_iters must be >= 1, got {warmup_iters}")
+        self._cache = (0, self.base_lr * self.start_factor)  # mmengine's value at construction
+
+    def _advance(self, step, lr):
+        """The chained value at global scheduler step ``step`` (>= 1) from the value before it."""
+        if step < self.warmup_iters:
+            total, delta = self.warmup_iters - 1, 1.0 - self.start_factor
+            lr = lr * (1. + delta / (total * self.start_factor + (step - 1) * delta))
+        begin = self.cosine_begin_epoch * self.iters_per_epoch
+        end = self.max_epochs * self.iters_per_epoch
+        if begin <= step < end:
+            period = self.cosine_period_epochs * self.iters_per_epoch or end - begin
+            k, eta_min = step - begin, self.base_lr * self.eta_min_ratio
+            if k == 0:
+                return lr
+            if (k - 1 - period) % (2 * period) == 0:
+                return lr + (self.base_lr - eta_min) * (1 - math.cos(math.pi / period)) / 2
+            lr = ((1 + math.cos(math.pi * k / period)) / (1 + math.cos(math.pi * (k - 1) / period))
+                  * (lr - eta_min) + eta_min)
+        return lr
+
+    def __call__(self, t):
+        t = max(int(t), 0)
+        step, lr = self._cache
+        if t < step:
+            step, lr = 0, self.base_lr * self.start_factor
+        while step < t:
+            step += 1
+            lr = self._advance(step, lr)
+        self._cache = (step, lr)
+        return lr
+
+    def step(self, optimizer, t):
+        """Write the LR of iteration ``t`` into ``optimizer``; return it."""
+        lr = self(t)
+        set_lr(optimizer, lr)
+        return lr
+
+    def state_dict(self):
+        """The configuration (the schedule is a function of ``t``)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def load_state_dict(self, state):
+        """Nothing to restore; returns the keys whose values differ from ``state``."""
+        own = self.state_dict()
+        return sorted(k for k in own if state.get(k) != own[k])

@@ -14,7 +14,11 @@ from collections import OrderedDict
 import torch
 
 __all__ = ["param_groups", "param_lr_mults", "no_weight_decay_names", "set_lr", "build_sgd",
-           "build_adamw", "PADDLE_ADAMW_BETAS", "PADDLE_ADAMW_EPS"]
+           "build_adamw", "norm_and_bias_names", "build_mmdet_adamw", "PADDLE_ADAMW_BETAS",
+           "PADDLE_ADAMW_EPS"]
+
+_NORM_TYPES = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.instancenorm._InstanceNorm,
+               torch.nn.GroupNorm, torch.nn.LayerNorm)
 
 PADDLE_ADAMW_BETAS = (0.9, 0.999)  # paddle.optimizer.AdamW defaults (beta1, beta2)
 PADDLE_ADAMW_EPS = 1e-8  # paddle.optimizer.AdamW epsilon
@@ -110,3 +114,24 @@ def build_adamw(model, base_lr, weight_decay, no_weight_decay=(), betas=PADDLE_A
     """
     return torch.optim.AdamW(_groups_at(model, base_lr, weight_decay, no_weight_decay, False),
                              lr=base_lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+
+
+def norm_and_bias_names(model):
+    """Full names of every norm layer's parameters and of every other module's ``bias``: what
+    mmengine's ``paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0)`` exempts from decay."""
+    names = []
+    for prefix, module in model.named_modules():
+        is_norm = isinstance(module, _NORM_TYPES)
+        for name, _ in module.named_parameters(recurse=False):
+            if is_norm or name == "bias":
+                names.append(f"{prefix}.{name}" if prefix else name)
+    return names
+
+
+def build_mmdet_adamw(model, base_lr, weight_decay):
+    """mmengine's ``OptimWrapper(AdamW(lr, weight_decay), paramwise_cfg=dict(norm_decay_mult=0,
+    bias_decay_mult=0, bypass_duplicate=True))`` (mmdet's RTMDet): ``torch.optim.AdamW`` (torch's
+    default betas and eps, as mmengine builds it), no decay on norm parameters and biases; a
+    parameter shared by several modules is one entry."""
+    exempt = [f"^{re.escape(name)}$" for name in norm_and_bias_names(model)]
+    return build_adamw(model, base_lr, weight_decay, exempt)

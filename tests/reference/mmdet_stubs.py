@@ -2,6 +2,7 @@
 site-packages): mmcv-lite has no compiled ``mmcv._ext``. RTMDet needs only its ``nms``, which this
 stand-in computes with torchvision (mmcv's own Python wrapper around it runs unchanged); any other
 compiled op raises. Import this module before ``mmdet`` in a reference script."""
+import importlib.machinery
 import sys
 import types
 
@@ -29,5 +30,7 @@ def _ext_attribute(name):
 _ext = types.ModuleType("mmcv._ext")
 _ext.__getattr__ = _ext_attribute
 _ext.__file__ = __file__
+# a spec without loader: mmengine's mmcv_full_available() then says False (no DCN ops)
+_ext.__spec__ = importlib.machinery.ModuleSpec("mmcv._ext", None)
 _ext.nms = _nms
 sys.modules["mmcv._ext"] = _ext
