@@ -114,8 +114,8 @@ class TrainDataset(Dataset):
                 logger.warning(f"skipped: {err}")
         raise UserError("skip_bad_images: no image of the training set can be read")
 
-    def _load(self, index, skipped):
-        source_index, image = self._read(index, skipped)
+    def _load(self, index, skipped=None):
+        source_index, image = self._read(index, [] if skipped is None else skipped)
         ann = self.dataset.get_annotation(source_index)
         keep = self._instance_mask(ann)
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
