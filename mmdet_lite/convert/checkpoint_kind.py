@@ -1,0 +1,101 @@
+"""What a weight file to convert is, told from its content (never its name), and its tensors.
+
+Two kinds are known:
+
+- ``"torch"``: a ``torch.save`` file, either the zip archive of PyTorch >= 1.6 (a zip holding
+  ``<name>/data.pkl``) or the legacy format (a pickle stream whose first object is PyTorch's
+  magic number). Loaded with ``torch.load(weights_only=True)`` (``read_checkpoint``): a pickle
+  that needs code is refused, nothing of it runs. The state dict is ``state_dict`` (mmcv / mmdet
+  checkpoints: ``meta`` + ``state_dict`` [+ ``optimizer``]), ``model`` (ours), or the file itself.
+- ``"pdparams"``: any other pickle stream (``paddle.save`` of a state dict: numpy arrays and the
+  ``StructuredToParameterName@@`` name table), loaded by ``pdparams.load_pdparams``'s restricted
+  unpickler, which refuses anything beyond numpy arrays.
+
+Anything else (empty, truncated archive, another format) is a ``UserError`` naming the file.
+"""
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmdet_lite.utils.errors import UserError
+
+__all__ = ["KIND_NAMES", "KIND_ORIGINS", "detect_checkpoint_kind", "load_source_weights",
+           "check_source_kind"]
+
+KIND_NAMES = {"torch": "PyTorch checkpoint", "pdparams": "Paddle .pdparams"}
+"""Each kind as messages name it."""
+KIND_ORIGINS = {"torch": "PyTorch", "pdparams": "Paddle"}
+"""The framework that writes each kind (conversion reports)."""
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80
+# torch.serialization's legacy format starts with this number, pickled as LONG1 (opcode 0x8a,
+# 10 bytes, little endian) right after the PROTO opcode.
+_TORCH_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+_HEADER_BYTES = 16
+
+
+def detect_checkpoint_kind(path):
+    """``"torch"`` or ``"pdparams"`` for the weight file at ``path``, from its first bytes (and,
+    for a zip, its member names); ``UserError`` naming the file when it is neither."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such weight file")
+    with path.open("rb") as f:
+        header = f.read(_HEADER_BYTES)
+    if not header:
+        raise UserError(f"{path}: the weight file is empty")
+    if header.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise UserError(f"{path}: a damaged or truncated zip archive, not a readable "
+                            f"PyTorch checkpoint ({err})") from None
+        if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+            return "torch"
+        raise UserError(f"{path}: a zip archive without data.pkl (a numpy .npz?), neither a "
+                        "PyTorch checkpoint nor a Paddle .pdparams")
+    if header[0] == _PICKLE_PROTO:
+        return "torch" if header[2:2 + len(_TORCH_LEGACY_MAGIC)] == _TORCH_LEGACY_MAGIC \
+            else "pdparams"
+    raise UserError(f"{path}: neither a PyTorch checkpoint nor a Paddle .pdparams (unknown "
+                    f"content starting {header[:8]!r})")
+
+
+def _as_numpy(tensor):
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.numpy()
+
+
+def _load_torch(path):
+    from mmdet_lite.utils.checkpoint import load_checkpoint_state, read_checkpoint
+
+    obj = read_checkpoint(path)
+    if isinstance(obj.get("state_dict"), dict):
+        obj = {"model": obj["state_dict"]}
+    return {key: _as_numpy(value) for key, value in load_checkpoint_state(obj, path).items()}
+
+
+def load_source_weights(path):
+    """``(kind, {name: numpy array})`` of the weight file at ``path`` (see the module doc)."""
+    from mmdet_lite.convert.pdparams import load_pdparams
+
+    kind = detect_checkpoint_kind(path)
+    if kind == "torch":
+        return kind, _load_torch(path)
+    return kind, {key: np.asarray(value) for key, value in load_pdparams(path).items()}
+
+
+def check_source_kind(path, kind, accepted, exp_name):
+    """``UserError`` naming ``path``, its ``kind`` and what ``exp_name`` converts unless ``kind``
+    is in ``accepted`` (kinds, see ``KIND_NAMES``)."""
+    if kind in accepted:
+        return
+    expected = " or ".join(KIND_NAMES[k] for k in accepted)
+    raise UserError(f"{path} is a {KIND_NAMES[kind]} but {exp_name} converts {expected} "
+                    "weights (wrong file, or wrong -f?)")
