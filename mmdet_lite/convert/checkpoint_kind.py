@@ -97,5 +97,5 @@ def check_source_kind(path, kind, accepted, exp_name):
     if kind in accepted:
         return
     expected = " or ".join(KIND_NAMES[k] for k in accepted)
-    raise UserError(f"{path} is a {KIND_NAMES[kind]} but {exp_name} converts {expected} "
-                    "weights (wrong file, or wrong -f?)")
+    raise UserError(f"{path} is a {KIND_NAMES[kind]} but {exp_name} converts from {expected} "
+                    "files (wrong file, or wrong -f?)")
