@@ -15,6 +15,7 @@ from mmdet_lite.exp import get_exp
 from mmdet_lite.utils.checkpoint import load_checkpoint, load_weights
 
 from conftest import REPO_ROOT, start_tool
+from solo_reference import solov2_raw_outputs
 
 FIXTURES = REPO_ROOT / "tests/fixtures/solo"
 EXPS = {"SOLOv2_R50_3x": "solov2_r50_fpn_3x_solo",
@@ -61,8 +62,8 @@ def test_every_solo_key_maps_one_to_one(name):
 
 
 def _random_solo_weights(keys, seed=0):
-    """Tensors under SOLO's names: BN statistics that keep the variance positive, small
-    weights, int64 counters."""
+    """Tensors under SOLO's names that keep activations in range: conv weights of std
+    ``1 / sqrt(fan_in)``, norm scales near 1, positive BN variances, int64 counters."""
     gen = torch.Generator().manual_seed(seed)
     weights = {}
     for key, shape in keys.items():
@@ -70,9 +71,43 @@ def _random_solo_weights(keys, seed=0):
             weights[key] = torch.tensor(1000, dtype=torch.int64)
         elif key.endswith("running_var"):
             weights[key] = torch.rand(shape, generator=gen) + 0.5
-        else:
-            weights[key] = torch.randn(shape, generator=gen) * 0.05
+        elif len(shape) == 4:
+            fan_in = shape[1] * shape[2] * shape[3]
+            weights[key] = torch.randn(shape, generator=gen) / fan_in ** 0.5
+        elif key.endswith(".weight"):  # BN / GN scales
+            weights[key] = 1.0 + 0.1 * torch.randn(shape, generator=gen)
+        else:  # biases, running means
+            weights[key] = 0.1 * torch.randn(shape, generator=gen)
     return weights
+
+
+@pytest.mark.parametrize("name", list(EXPS))
+def test_converted_model_computes_solos_forward(name):
+    """Our model with the converted weights against SOLO's forward transcribed on SOLO's own
+    names (``solo_reference``): FPN maps, category logits and kernels per level, mask
+    features."""
+    keys = _fixture(name)["keys"]
+    weights = _random_solo_weights(keys, seed=2)
+    exp = _exp(name)
+    model = exp.get_model().eval()
+    state_dict, _ = convert_state_dict({k: v.numpy() for k, v in weights.items()}, model,
+                                       exp.convert_rules)
+    load_weights(model, state_dict)
+    images = torch.rand(1, 3, 128, 192, generator=torch.Generator().manual_seed(3)) * 255
+    with torch.no_grad():
+        feats = model.forward_features(model.normalize(images))
+        cate_logits, kernels = model.head.forward_levels(feats)
+        ours = dict(feats=feats, cate_logits=cate_logits, kernels=kernels,
+                    mask_feats=model.mask_head(feats))
+        reference = solov2_raw_outputs(images, weights, exp.head["num_grids"],
+                                       exp.head["stacked_convs"])
+    for what, want in reference.items():
+        for got, want_level in zip(*([ours[what], want] if isinstance(want, list)
+                                     else [[ours[what]], [want]])):
+            assert got.shape == want_level.shape, what
+            scale = float(want_level.abs().max())
+            assert scale > 1e-2, what
+            torch.testing.assert_close(got, want_level, rtol=1e-4, atol=1e-4 * scale, msg=what)
 
 
 def test_solo_pth_converts_loads_and_runs(tmp_path):
