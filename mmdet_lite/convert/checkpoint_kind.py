@@ -7,18 +7,21 @@ Two kinds are known:
   magic number). Loaded with ``torch.load(weights_only=True)`` (``read_checkpoint``): a pickle
   that needs code is refused, nothing of it runs. The state dict is ``state_dict`` (mmcv / mmdet
   checkpoints: ``meta`` + ``state_dict`` [+ ``optimizer``]), ``model`` (ours), or the file itself.
-- ``"pdparams"``: any other pickle stream (``paddle.save`` of a state dict: numpy arrays and the
+- ``"pdparams"``: another pickle stream whose globals (read from its opcodes, nothing executed)
+  are only those numpy arrays need (``paddle.save`` of a state dict: numpy arrays and the
   ``StructuredToParameterName@@`` name table), loaded by ``pdparams.load_pdparams``'s restricted
-  unpickler, which refuses anything beyond numpy arrays.
+  unpickler. A pickle referencing anything else (code) is refused.
 
 Anything else (empty, truncated archive, another format) is a ``UserError`` naming the file.
 """
+import pickletools
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mmdet_lite.convert.pdparams import ALLOWED_GLOBALS, load_pdparams
 from mmdet_lite.utils.errors import UserError
 
 __all__ = ["KIND_NAMES", "KIND_ORIGINS", "detect_checkpoint_kind", "load_source_weights",
@@ -37,9 +40,38 @@ _TORCH_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "littl
 _HEADER_BYTES = 16
 
 
+def _pickle_globals(path):
+    """The ``(module, name)`` globals of the first pickle in ``path``, from its opcodes (nothing is
+    built or run); ``UserError`` naming the file when the stream is damaged or truncated."""
+    found, pushed, memo = set(), [], {}
+    try:
+        with path.open("rb") as f:
+            for opcode, arg, _ in pickletools.genops(f):
+                name = opcode.name
+                if name == "GLOBAL":
+                    found.add(tuple(arg.split(" ", 1)))
+                elif name == "STACK_GLOBAL":
+                    found.add((pushed[-2], pushed[-1]) if len(pushed) > 1 else ("?", "?"))
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = pushed[-1] if pushed else None
+                elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                    memo[int(arg)] = pushed[-1] if pushed else None
+                elif name in ("BINGET", "LONG_BINGET", "GET"):
+                    pushed.append(memo.get(int(arg)))
+                elif name == "STOP":
+                    break
+                elif opcode.stack_after:
+                    pushed.append(arg if isinstance(arg, str) else None)
+    except (ValueError, EOFError) as err:
+        raise UserError(f"{path}: a damaged or truncated pickle, not a readable weight file "
+                        f"({err})") from None
+    return found
+
+
 def detect_checkpoint_kind(path):
-    """``"torch"`` or ``"pdparams"`` for the weight file at ``path``, from its first bytes (and,
-    for a zip, its member names); ``UserError`` naming the file when it is neither."""
+    """``"torch"`` or ``"pdparams"`` for the weight file at ``path``, from its content (the first
+    bytes; a zip's member names; a pickle's globals); ``UserError`` naming the file when it is
+    neither, is damaged, or is a pickle that references code."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such weight file")
@@ -59,8 +91,15 @@ def detect_checkpoint_kind(path):
         raise UserError(f"{path}: a zip archive without data.pkl (a numpy .npz?), neither a "
                         "PyTorch checkpoint nor a Paddle .pdparams")
     if header[0] == _PICKLE_PROTO:
-        return "torch" if header[2:2 + len(_TORCH_LEGACY_MAGIC)] == _TORCH_LEGACY_MAGIC \
-            else "pdparams"
+        if header[2:2 + len(_TORCH_LEGACY_MAGIC)] == _TORCH_LEGACY_MAGIC:
+            return "torch"
+        refused = sorted(_pickle_globals(path) - ALLOWED_GLOBALS)
+        if refused:
+            raise UserError(f"{path} was refused: the pickle references "
+                            f"{'.'.join(map(str, refused[0]))}, which neither a Paddle nor a "
+                            "PyTorch weight file needs (corrupt or malicious file; nothing in it "
+                            "ran)")
+        return "pdparams"
     raise UserError(f"{path}: neither a PyTorch checkpoint nor a Paddle .pdparams (unknown "
                     f"content starting {header[:8]!r})")
 
@@ -83,8 +122,6 @@ def _load_torch(path):
 
 def load_source_weights(path):
     """``(kind, {name: numpy array})`` of the weight file at ``path`` (see the module doc)."""
-    from mmdet_lite.convert.pdparams import load_pdparams
-
     kind = detect_checkpoint_kind(path)
     if kind == "torch":
         return kind, _load_torch(path)

@@ -14,7 +14,7 @@ from mmdet_lite.convert.checkpoint_kind import (
 from mmdet_lite.convert.pdparams import NAME_TABLE_KEY
 from mmdet_lite.utils.errors import UserError
 
-from conftest import CodePayload
+from conftest import REPO_ROOT, CodePayload, run_paddle
 
 WEIGHTS = {"backbone.conv1.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3),
            "backbone.bn1.num_batches_tracked": torch.tensor(7)}
@@ -60,6 +60,18 @@ def test_paddle_pickles_are_pdparams_whatever_their_name(tmp_path, protocol):
     np.testing.assert_array_equal(params["conv1.weight"], arrays["conv1.weight"])
 
 
+def test_files_written_by_paddle_save_are_pdparams(tmp_path):
+    run_paddle(REPO_ROOT / "tests/reference/paddle_save_pdparams.py", tmp_path)
+    expected = dict(np.load(tmp_path / "params.npz"))
+    for name in ("tiny.pdparams", "tiny_protocol2.pdparams"):  # protocol 4 (memo) and 2
+        renamed = tmp_path / name.replace(".pdparams", ".pth")
+        renamed.write_bytes((tmp_path / name).read_bytes())
+        kind, params = load_source_weights(renamed)
+        assert kind == "pdparams" and sorted(params) == sorted(expected), name
+        for key, value in expected.items():
+            np.testing.assert_array_equal(params[key], value)
+
+
 def test_unknown_empty_and_truncated_files_name_the_file(tmp_path):
     (tmp_path / "empty.pth").write_bytes(b"")
     (tmp_path / "notes.pth").write_text("not weights at all")
@@ -67,10 +79,13 @@ def test_unknown_empty_and_truncated_files_name_the_file(tmp_path):
     torch.save(_mmcv_checkpoint(), tmp_path / "full.pth")
     data = (tmp_path / "full.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[:len(data) // 2])
+    paddle_like = pickle.dumps({"w": np.zeros((4, 4), np.float32)}, protocol=4)
+    (tmp_path / "cut.pdparams").write_bytes(paddle_like[:len(paddle_like) // 2])
     expected = {"empty.pth": "the weight file is empty",
                 "notes.pth": "neither a PyTorch checkpoint nor a Paddle .pdparams",
                 "arrays.npz": "a zip archive without data.pkl",
                 "cut.pth": "a damaged or truncated zip archive",
+                "cut.pdparams": "a damaged or truncated pickle",
                 "missing.pth": "no such weight file"}
     for name, message in expected.items():
         with pytest.raises(UserError, match=message) as info:
@@ -99,6 +114,8 @@ def test_pickles_needing_code_are_refused_and_never_run(tmp_path, zip_format):
             pickle.dump({"w": CodePayload(str(marker))}, f, protocol=2)
     with pytest.raises(UserError, match="refused") as info:
         load_source_weights(path)
+    if not zip_format:  # told from the pickle's opcodes before anything is unpickled
+        assert "the pickle references os.makedirs" in str(info.value)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
     assert not marker.exists()
 
