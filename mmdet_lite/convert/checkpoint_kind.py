@@ -120,9 +120,10 @@ def _load_torch(path):
     return {key: _as_numpy(value) for key, value in load_checkpoint_state(obj, path).items()}
 
 
-def load_source_weights(path):
-    """``(kind, {name: numpy array})`` of the weight file at ``path`` (see the module doc)."""
-    kind = detect_checkpoint_kind(path)
+def load_source_weights(path, kind=None):
+    """``(kind, {name: numpy array})`` of the weight file at ``path`` (see the module doc);
+    ``kind``: what ``detect_checkpoint_kind`` already said of it (detected when None)."""
+    kind = kind or detect_checkpoint_kind(path)
     if kind == "torch":
         return kind, _load_torch(path)
     return kind, {key: np.asarray(value) for key, value in load_pdparams(path).items()}

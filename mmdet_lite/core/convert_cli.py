@@ -41,6 +41,7 @@ def run_convert(args):
     from mmdet_lite.convert.checkpoint_kind import (
         KIND_ORIGINS,
         check_source_kind,
+        detect_checkpoint_kind,
         load_source_weights,
     )
     from mmdet_lite.convert.converter import convert_state_dict
@@ -54,8 +55,9 @@ def run_convert(args):
     if os.path.isdir(out_dir) and not os.access(out_dir, os.W_OK | os.X_OK):
         raise UserError(f"cannot write checkpoint {args.output_ckpt}: folder {out_dir} is not "
                         "writable")
-    kind, params = load_source_weights(args.ckpt)
+    kind = detect_checkpoint_kind(args.ckpt)
     check_source_kind(args.ckpt, kind, tuple(exp.convert_source_kinds), exp.exp_name)
+    _, params = load_source_weights(args.ckpt, kind)
     model = exp.get_model()
     rules = exp.convert_rules
     extra = dict(rules) if isinstance(rules, dict) else {"rules": rules}
