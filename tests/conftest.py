@@ -71,6 +71,27 @@ def start_tool(tool, *args, cwd):
                             text=True)
 
 
+class CodePayload:
+    """An object whose unpickling runs ``os.makedirs(marker)``: the file that holds it proves
+    that a loader refused it when ``marker`` still does not exist."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker,))
+
+
+def one_line_error(code, err):
+    """Assert a tool's exit code 2 and a one-line ``error: ...`` stderr; return that line."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
 def run_paddle_npz(script, folder, arrays):
     """Save ``arrays`` as ``folder/in.npz``, run ``script in.npz out.npz`` with ``run_paddle`` and
     return the arrays of ``out.npz`` as a dict."""

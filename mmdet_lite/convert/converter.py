@@ -20,6 +20,9 @@ _BN_SUFFIXES = ((re.compile(r"\._mean$"), ".running_mean"),
                 (re.compile(r"\._variance$"), ".running_var"))
 _ALWAYS_OPTIONAL = re.compile(r"(^|\.)num_batches_tracked$")
 _BACKBONE_PREFIX = "backbone."
+# DCNv2 offset/mask convs: ImageNet classifiers have none; Paddle (and our DeformableConvV2)
+# start them at zero, i.e. a plain convolution.
+IMAGENET_ZERO_INIT = (r"(^|\.)conv_offset\.(weight|bias)$",)
 # Past this share of unmatched model tensors the file is reported as another model's checkpoint.
 _OTHER_MODEL_SHARE = 0.5
 
@@ -30,7 +33,9 @@ class ConversionReport:
 
     ``filled``: our keys that received a tensor (with their Paddle source in ``sources``);
     ``transposed``: our ``nn.Linear`` weights that were transposed; ``dropped``: Paddle keys removed
-    by a rule; ``unused``: Paddle keys with no destination; ``missing``: our keys left unfilled.
+    by a rule; ``unused``: Paddle keys with no destination; ``missing``: our keys left unfilled;
+    ``zero_filled``: our keys absent from ImageNet weights that start as zeros (``only_backbone``
+    with ``backbone_zero_init``: DCN offsets). ``origin`` names the source framework in messages.
     """
 
     filled: list = field(default_factory=list)
@@ -39,13 +44,16 @@ class ConversionReport:
     dropped: list = field(default_factory=list)
     unused: list = field(default_factory=list)
     missing: list = field(default_factory=list)
+    zero_filled: list = field(default_factory=list)
+    origin: str = "Paddle"
 
     def summary(self):
         """One line of counts, for logs."""
+        zeros = f", {len(self.zero_filled)} initialised to zero" if self.zero_filled else ""
         return (f"{len(self.filled)} tensors converted ({len(self.transposed)} transposed), "
-                f"{len(self.dropped)} Paddle aliases dropped, "
-                f"{len(self.unused)} Paddle tensors unused, "
-                f"{len(self.missing)} model tensors not filled")
+                f"{len(self.dropped)} {self.origin} tensors dropped by a rule, "
+                f"{len(self.unused)} {self.origin} tensors unused, "
+                f"{len(self.missing)} model tensors not filled{zeros}")
 
 
 def compile_rules(rules):
@@ -88,7 +96,8 @@ def _linear_weights(model):
 
 
 def convert_state_dict(paddle_params, model, rules, only_backbone=False, expected_unused=(),
-                       expected_missing=(), source="the Paddle weights", num_classes=None):
+                       expected_missing=(), source="the Paddle weights", num_classes=None,
+                       backbone_zero_init=IMAGENET_ZERO_INIT, origin="Paddle"):
     """Convert Paddle tensors to a state dict for ``model``; return ``(state_dict, report)``.
 
     ``paddle_params``: ``{paddle name: numpy array}`` (see ``load_pdparams``). ``rules``: the
@@ -99,12 +108,16 @@ def convert_state_dict(paddle_params, model, rules, only_backbone=False, expecte
     and only they are returned; Paddle keys that map outside the backbone (a classifier's ``fc``, a
     detector's neck and head) are listed as unused without error. ``source`` names the file in
     errors; ``num_classes`` (the model's) lets a class-count mismatch name the ``-nc`` that fits.
+    ``backbone_zero_init`` (regexes): with ``only_backbone``, model keys matching one that have
+    no source are filled with zeros (their initial value; ImageNet weights lack DCN offsets:
+    ``IMAGENET_ZERO_INIT``) and listed in ``report.zero_filled``. ``origin``: the source
+    framework, for the report.
     Raises ``UserError`` on a shape mismatch, an unmatched key, or a checkpoint of another model.
     """
     compiled = compile_rules(rules)
     model_state = model.state_dict()
     linear_weights = _linear_weights(model)
-    report = ConversionReport()
+    report = ConversionReport(origin=origin)
 
     def wanted(key):
         return key.startswith(_BACKBONE_PREFIX) if only_backbone else True
@@ -136,6 +149,11 @@ def convert_state_dict(paddle_params, model, rules, only_backbone=False, expecte
         report.filled.append(key)
         report.sources[key] = paddle_key
 
+    if only_backbone and backbone_zero_init:
+        for key in sorted(targets - set(state_dict)):
+            if _matches_any(key, backbone_zero_init):
+                state_dict[key] = torch.zeros_like(model_state[key])
+                report.zero_filled.append(key)
     mismatched = {m[0] for m in mismatches}
     report.missing = sorted(k for k in targets if k not in state_dict and k not in mismatched
                             and not _ALWAYS_OPTIONAL.search(k))
@@ -170,11 +188,11 @@ def _check(report, mismatches, duplicates, stray, targets, only_backbone, expect
         raise UserError(f"{what}: is it a checkpoint of another model"
                         f"{' or of a classifier without this backbone' if only_backbone else ''}?")
     if duplicates:
-        raise UserError(f"{source}: two Paddle tensors map to one model tensor: {duplicates[0]} "
-                        "(a rule is missing to drop an alias)")
+        raise UserError(f"{source}: two {report.origin} tensors map to one model tensor: "
+                        f"{duplicates[0]} (a rule is missing to drop an alias)")
     if mismatches:
         key, paddle_key, got, expected = mismatches[0]
-        first = (f"{key} (Paddle {paddle_key}): checkpoint {got} vs model {expected}"
+        first = (f"{key} ({report.origin} {paddle_key}): checkpoint {got} vs model {expected}"
                  f"{f' (and {len(mismatches) - 1} more)' if len(mismatches) > 1 else ''}")
         delta = _class_count_delta(mismatches)
         if delta is not None and not missing and not stray:
@@ -189,7 +207,7 @@ def _check(report, mismatches, duplicates, stray, targets, only_backbone, expect
     if missing:
         problems.append(f"{len(missing)} model tensors have no source: {_short_list(missing)}")
     if stray:
-        problems.append(f"{len(stray)} Paddle tensors have no destination in the model: "
+        problems.append(f"{len(stray)} {report.origin} tensors have no destination in the model: "
                         f"{_short_list(stray)}")
     if problems:
         raise UserError(f"{source}: " + "; ".join(problems))

@@ -44,6 +44,10 @@ _ALLOWED = {
 }
 
 
+ALLOWED_GLOBALS = frozenset(_ALLOWED)
+"""``(module, name)`` of every global a Paddle weight pickle may reference."""
+
+
 class _RefusedGlobal(pickle.UnpicklingError):
     """A pickle asked for a global outside the allow-list."""
 

@@ -1,4 +1,5 @@
-"""``tools/convert_weights.py``: Paddle ``.pdparams`` -> a checkpoint that every ``-c`` loads."""
+"""``tools/convert_weights.py``: Paddle ``.pdparams`` (or, for exps that declare it, another code
+base's PyTorch ``.pth``) -> a checkpoint that every ``-c`` loads."""
 import os
 
 from mmdet_lite.utils.checkpoint import save_checkpoint
@@ -19,21 +20,31 @@ def _listing(title, keys):
 
 
 def format_report(report):
-    """The conversion report as text: summary, unused Paddle keys, unfilled model keys."""
-    return "\n".join([report.summary()] + _listing("unused Paddle keys", list(report.unused))
-                     + _listing("model keys not filled", list(report.missing)))
+    """The conversion report as text: summary, unused source keys, unfilled model keys and
+    those initialised to zero (if any)."""
+    zeros = _listing("model keys initialised to zero (as Paddle initialises them)",
+                     list(report.zero_filled)) if report.zero_filled else []
+    return "\n".join([report.summary()]
+                     + _listing(f"unused {report.origin} keys", list(report.unused))
+                     + _listing("model keys not filled", list(report.missing)) + zeros)
 
 
 def run_convert(args):
     """Everything ``tools/convert_weights.py`` does, for parsed ``args`` (``convert_parser``).
 
-    Loads the exp (``-nc`` sets ``num_classes``), builds the model, converts with the exp's rule
-    table, checks that the result loads into the model, and saves ``{"model": state_dict}``
-    atomically. With ``--only_backbone True`` only ``backbone.*`` tensors are saved (for ``-c`` of
-    training, which loads what fits).
+    Loads the exp (``-nc`` sets ``num_classes``), reads the weight file (its kind told from its
+    content: ``checkpoint_kind``; one the exp's ``convert_source_kinds`` lacks is an error), builds
+    the model, converts with the exp's rule table, checks that the result loads into the model,
+    and saves ``{"model": state_dict}`` atomically. With ``--only_backbone True`` only
+    ``backbone.*`` tensors are saved (for ``-c`` of training, which loads what fits).
     """
+    from mmdet_lite.convert.checkpoint_kind import (
+        KIND_ORIGINS,
+        check_source_kind,
+        detect_checkpoint_kind,
+        load_source_weights,
+    )
     from mmdet_lite.convert.converter import convert_state_dict
-    from mmdet_lite.convert.pdparams import load_pdparams
     from mmdet_lite.core.cli_args import split_opts
     from mmdet_lite.exp import build_exp
 
@@ -44,13 +55,16 @@ def run_convert(args):
     if os.path.isdir(out_dir) and not os.access(out_dir, os.W_OK | os.X_OK):
         raise UserError(f"cannot write checkpoint {args.output_ckpt}: folder {out_dir} is not "
                         "writable")
+    kind = detect_checkpoint_kind(args.ckpt)
+    check_source_kind(args.ckpt, kind, tuple(exp.convert_source_kinds), exp.exp_name)
+    _, params = load_source_weights(args.ckpt, kind)
     model = exp.get_model()
-    params = load_pdparams(args.ckpt)
     rules = exp.convert_rules
     extra = dict(rules) if isinstance(rules, dict) else {"rules": rules}
     state_dict, report = convert_state_dict(params, model, only_backbone=args.only_backbone,
                                             source=str(args.ckpt),
-                                            num_classes=int(exp.num_classes), **extra)
+                                            num_classes=int(exp.num_classes),
+                                            origin=KIND_ORIGINS[kind], **extra)
     print(format_report(report), flush=True)
     result = model.load_state_dict(state_dict, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")

@@ -154,6 +154,9 @@ class BaseExp:
     """Whether the training batches carry instance masks (``gt_masks``)."""
     transform_aliases = ()
     """``(config name, registered name)`` pairs: the family's ppdet version of a transform."""
+    convert_source_kinds = ("pdparams",)
+    """The weight files ``tools/convert_weights.py`` converts for this exp (``checkpoint_kind``:
+    ``"pdparams"`` Paddle, ``"torch"`` a PyTorch ``.pth`` of another code base)."""
 
     # ------------------------------------------------------------------ post-processing
     def get_score_threshold(self) -> Optional[float]:

@@ -35,24 +35,36 @@ def read_checkpoint(path):
         raise UserError(f"checkpoint {path} does not exist")
     if not path.is_file():
         raise UserError(f"checkpoint {path} is not a file")
-    hint = " (a Paddle .pdparams: convert it first with tools/convert_weights.py)" \
-        if path.suffix == ".pdparams" else ""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        hint = _paddle_hint(path)
         reason = _refusal_reason(err) or "torch.load(weights_only=True) cannot read it safely"
         raise UserError(f"checkpoint {path} was refused: {reason} (a corrupt file or pickled "
                         f"Python objects; only tensors are loaded and nothing in it ran)"
                         f"{hint}") from None
     except Exception as err:  # torch raises many types (RuntimeError, KeyError, EOFError, ...)
         raise UserError(f"{path} is not a readable PyTorch checkpoint "
-                        f"({type(err).__name__}: {_first_line(err)}){hint}") from None
+                        f"({type(err).__name__}: {_first_line(err)}){_paddle_hint(path)}"
+                        ) from None
     if not isinstance(obj, dict):
         raise UserError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict "
                         "(a state dict or {'model': state_dict, ...})")
     return obj
+
+
+def _paddle_hint(path):
+    """A hint for a file that ``torch.load`` refused: whether its content is a Paddle pickle."""
+    from mmdet_lite.convert.checkpoint_kind import detect_checkpoint_kind
+
+    try:
+        is_paddle = detect_checkpoint_kind(path) == "pdparams"
+    except UserError:
+        is_paddle = False
+    return " (a Paddle .pdparams: convert it first with tools/convert_weights.py)" \
+        if is_paddle else ""
 
 
 def load_checkpoint(path):

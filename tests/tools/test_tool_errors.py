@@ -1,19 +1,10 @@
 """User mistakes on the command line: one line on stderr, exit code 2, never a traceback."""
-import os
 import pickle
 
 import pytest
 
-from conftest import start_tool
+from conftest import CodePayload, one_line_error, start_tool
 from tiny_picodet import EXP_FILE, NUM_CLASSES, TSIZE, write_checkpoint
-
-
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.makedirs, (self.marker,))
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +14,7 @@ def runs(tmp_path_factory):
     ckpt = write_checkpoint(tmp / "tiny.pth")
     hostile = tmp / "hostile.pth"
     with open(hostile, "wb") as f:
-        pickle.dump({"model": _Payload(str(tmp / "payload_ran"))}, f, protocol=2)
+        pickle.dump({"model": CodePayload(str(tmp / "payload_ran"))}, f, protocol=2)
     (tmp / "a_file").write_text("")
     exp = ["-f", EXP_FILE]
     base = ["--tsize", TSIZE, "--device", "cpu", "num_classes", NUM_CLASSES]
@@ -45,12 +36,7 @@ def runs(tmp_path_factory):
 
 def _one_line_error(result):
     code, _, err = result
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    return lines[0]
+    return one_line_error(code, err)
 
 
 def test_gpu_without_cuda(runs):

@@ -77,11 +77,12 @@ def test_hostile_pickle_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
-def test_pdparams_hint(tmp_path):
-    path = tmp_path / "model.pdparams"
+@pytest.mark.parametrize("name", ["model.pdparams", "model.pth"])
+def test_pdparams_hint_comes_from_the_content(tmp_path, name):
+    path = tmp_path / name
     with open(path, "wb") as f:
         pickle.dump({"w": __import__("numpy").zeros(3)}, f, protocol=2)
-    with pytest.raises(UserError, match="convert_weights"):
+    with pytest.raises(UserError, match="a Paddle .pdparams: convert it first"):
         load_checkpoint(path)
 
 
