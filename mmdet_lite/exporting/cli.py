@@ -52,12 +52,16 @@ def run_export(args):
     images = check_input(test_size, args.batch_size, args.check_image, exp.get_test_transform())
     with torch.no_grad():
         reference = module(images)
+    names = list(model.onnx_post_outputs)
     diff = compare_outputs(reference, run_onnx(output, images.numpy()), args.postprocess,
-                           names=list(model.onnx_post_outputs))
+                           names=names)
     what = f"{len(reference[0])} detections" if args.postprocess else "raw outputs"
+    # Without boxes the detections' masks are compared as 1 - IoU: a few edge pixels may flip.
+    by_mask = args.postprocess and "boxes" not in names
     print(f"onnxruntime vs PyTorch on {'--check-image' if args.check_image else 'a random'} input "
-          f"({what}): max abs diff {diff:.3g}", flush=True)
-    if not diff <= 1e-3:
+          f"({what}): max abs diff {diff:.3g}{' (masks: 1 - IoU)' if by_mask else ''}",
+          flush=True)
+    if not diff <= (1e-2 if by_mask else 1e-3):
         logger.warning("onnxruntime and PyTorch disagree: check with --check-image on a real "
                        "image (on random weights near-equal scores can swap NMS / top-k choices)")
     print(f"saved {output}", flush=True)
