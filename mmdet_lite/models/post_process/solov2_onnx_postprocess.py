@@ -50,15 +50,17 @@ def solov2_onnx_postprocess(cate_scores, kernels, mask_feats, cell_strides, scor
     labels = order - cells * num_classes
     cell_kernels = kernels.gather(1, cells.unsqueeze(2).expand(-1, -1, channels))
     seg_preds = torch.sigmoid(cell_kernels @ mask_feats.flatten(2))  # (N, n, h * w)
-    seg_masks = (seg_preds > mask_threshold).to(seg_preds.dtype)
-    sum_masks = seg_masks.sum(2)
+    inside = torch.where(seg_preds > mask_threshold, seg_preds, 0.0)
+    sum_masks = (inside > 0).sum(2).to(seg_preds.dtype)
     valid = valid & (sum_masks > cell_strides[cells].to(sum_masks.dtype))
-    scores = scores * (seg_preds * seg_masks).sum(2) / sum_masks.clamp(min=1)
+    scores = scores * inside.sum(2) / sum_masks.clamp(min=1)
+    del inside
     # Invalid candidates sort last: they only ever come after the valid ones in Matrix NMS.
     pre_count = count.clamp(max=nms["pre_nms_top_n"])
     scores, pre, valid, labels, sum_masks = _sorted_first(
         torch.where(valid, scores, -1.0), pre_count, valid, labels, sum_masks)
-    pre_masks = seg_masks.gather(1, pre.unsqueeze(2).expand(-1, -1, seg_masks.shape[2]))
+    pre_preds = seg_preds.gather(1, pre.unsqueeze(2).expand(-1, -1, seg_preds.shape[2]))
+    pre_masks = (pre_preds > mask_threshold).to(seg_preds.dtype)
     decayed = scores * matrix_nms_decay(pre_masks, labels, sum_masks, nms["kernel"],
                                         nms["sigma"])
     valid = valid & (decayed >= nms["update_threshold"])
