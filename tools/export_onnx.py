@@ -9,7 +9,9 @@ post-processing (default: PicoDet's multi-class NMS, RT-DETR's top-300 over quer
 outputs are ``boxes`` (M, 4) x1y1x2y2 in input pixels, ``scores`` (M,), ``labels`` (M,),
 ``batch_indices`` (M,); with ``--no-postprocess`` the model's raw outputs (PicoDet: ``scores``
 (N, A, C), ``bboxes`` (N, A, 4); RT-DETR: ``logits`` (N, Q, C), ``boxes`` (N, Q, 4) normalised
-cxcywh). ``--dynamic`` makes batch, height and width dynamic (RT-DETR: multiples of 32). See
+cxcywh). SOLOv2 outputs ``masks`` (M, H, W) bool at the input size instead of boxes (raw:
+``cate_scores``, ``kernels``, ``mask_feats``); DCNv2 models need ``--opset 19``. ``--dynamic``
+makes batch, height and width dynamic (RT-DETR, SOLOv2: multiples of 32). See
 mmdet_lite/exporting/onnx_export.py.
 """
 import sys

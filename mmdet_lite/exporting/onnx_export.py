@@ -27,6 +27,12 @@ The detector owns what differs (``check_onnx_export(opset, dynamic, postprocess)
   height and width (multiples of 32, with at least ``num_queries`` encoder positions), the raw
   outputs' query axis stays fixed.
 
+- SOLOv2: ``solov2_onnx_postprocess`` (``mmdet_lite.models.post_process``): Paddle's steps
+  through Matrix NMS, at most ``post_nms_top_n`` instances per image; outputs ``masks (M, H, W)``
+  bool at the (padded) input size, ``scores``, ``labels``, ``batch_indices``; opset >= 14
+  (``Trilu``), >= 19 with DCNv2 (``DeformConv``, ``mmdet_lite.exporting.deform_conv_onnx``);
+  ``--dynamic`` batch, height and width (multiples of 32).
+
 Exporter: the TorchScript-based ``torch.onnx.export(..., dynamo=False)``. It emits the
 ``NonMaxSuppression`` op from ``onnx_nms``'s symbolic at any opset >= 11; the dynamo exporter of
 torch 2.15 needs opset >= 18 and fails on ``torchvision.ops.batched_nms``'s data-dependent branch.
@@ -38,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mmdet_lite.exporting.deform_conv_onnx import register_deform_conv_onnx
 from mmdet_lite.models.architectures.base import BOX_ONNX_OUTPUTS
 from mmdet_lite.utils.errors import UserError
 
@@ -87,7 +94,8 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
     ``test_size`` (h, w) is the traced input size; ``dynamic`` makes batch, height and width
     dynamic where the model allows it (``model.check_onnx_export`` raises ``UserError``
     otherwise); the raw outputs' dynamic axes are ``model.onnx_raw_dynamic_axes``, the
-    post-processed ones' first axis is ``detections``. The outputs and their descriptions (stored
+    post-processed ones' first axis is ``detections``, plus ``model.onnx_output_dynamic_axes``
+    with ``dynamic``. The outputs and their descriptions (stored
     as the ``outputs`` metadata) are the model's ``onnx_post_outputs`` (with ``postprocess``) or
     ``onnx_raw_outputs``. ``metadata`` (str -> JSON-able) is stored in the model's
     ``metadata_props``.
@@ -95,6 +103,7 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
     import onnx
 
     model.check_onnx_export(opset, dynamic, postprocess)
+    register_deform_conv_onnx()
     module = ONNXDetector(model.eval(), postprocess, dynamic).eval()
     h, w = test_size
     dummy = torch.randint(0, 256, (batch_size, 3, h, w), generator=torch.Generator().manual_seed(0))
@@ -107,6 +116,10 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
             axes.update({name: dict(model.onnx_raw_dynamic_axes) for name in outputs})
     if postprocess:
         axes.update({name: {0: "detections"} for name in outputs})
+    if dynamic:
+        for name, extra in model.onnx_output_dynamic_axes.items():
+            if name in outputs:
+                axes[name] = {**axes.get(name, {}), **extra}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -117,13 +130,12 @@ def export_onnx(model, path, test_size, postprocess=True, dynamic=False, opset=1
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     proto = onnx.load(str(path))
-    if dynamic:
-        with torch.no_grad():
-            _pin_static_dims(proto, dict(zip(outputs, module(dummy.float()))), axes)
+    with torch.no_grad():
+        _pin_static_dims(proto, dict(zip(outputs, module(dummy.float()))), axes)
     onnx.checker.check_model(proto)
     info = dict(postprocess=postprocess, test_size=list(test_size), outputs=described,
                 **(metadata or {}))
-    if postprocess:
+    if postprocess and "boxes" in described:
         info["box_format"] = "x1y1x2y2 input pixels"
     for key, value in info.items():
         proto.metadata_props.add(key=key, value=json.dumps(value))
@@ -159,22 +171,42 @@ def run_onnx(path, images):
 _DETECTION_FIELDS = tuple(BOX_ONNX_OUTPUTS)
 
 
+def _box_distance(a, b):
+    """(M, 4) and (K, 4) boxes -> (M, K) largest coordinate difference."""
+    return np.abs(a[:, None] - b[None]).max(-1)
+
+
+def _mask_distance(a, b):
+    """(M, P) and (K, P) bool masks -> (M, K) ``1 - IoU`` (two empty masks: 0)."""
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    inter = a @ b.T
+    union = a.sum(1)[:, None] + b.sum(1)[None] - inter
+    return 1.0 - np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
 def _as_detections(outputs, names):
-    """The box fields of post-processed outputs named ``names`` (other outputs are ignored)."""
+    """``(geometry, scores, labels, batch_indices)`` of post-processed outputs named ``names``:
+    ``boxes`` (M, 4), else ``masks`` flattened to (M, P) (other outputs are ignored)."""
     by_name = dict(zip(names, (np.asarray(o) for o in outputs)))
-    boxes, scores, labels, images = (by_name[name] for name in _DETECTION_FIELDS)
-    return boxes.astype(np.float64).reshape(-1, 4), scores.astype(np.float64), labels, images
+    scores, labels, images = (by_name[name] for name in _DETECTION_FIELDS[1:])
+    if "boxes" in by_name:
+        geometry = by_name["boxes"].astype(np.float64).reshape(-1, 4)
+    else:
+        masks = by_name["masks"]
+        geometry = masks.reshape(len(scores), int(np.prod(masks.shape[1:])))
+    return geometry, scores.astype(np.float64), labels, images
 
 
-def _compare_detections(ref, got, score_tol):
-    """Largest difference between two detection sets of one image (see ``compare_outputs``)."""
+def _compare_detections(ref, got, score_tol, distance):
+    """Largest difference between two detection sets of one image (see ``compare_outputs``);
+    ``distance`` of two geometry arrays: ``_box_distance`` or ``_mask_distance``."""
     (rb, rs, rl), (gb, gs, gl) = ref, got
     if len(rs) != len(gs):
         return float("inf")
     if not len(rs):
         return 0.0
     worst = float(np.abs(np.sort(rs) - np.sort(gs)).max())
-    box_diff = np.abs(rb[:, None] - gb[None]).max(-1)  # (M, M)
+    box_diff = distance(rb, gb)  # (M, M)
     partner = (rl[:, None] == gl[None]) & (np.abs(rs[:, None] - gs[None]) <= score_tol)
     box_diff = np.where(partner, box_diff, np.inf).min(1)
     # A detection scoring within ``score_tol`` of the lowest kept one may be swapped for another
@@ -210,11 +242,12 @@ def compare_outputs(reference, onnx_outputs, postprocess=True, score_tol=1e-4,
     ``score_tol``, as per-image sets of rows (``_row_set_diff``: DETR queries). Detections are
     compared per image as sets: the sorted scores element by element, and each PyTorch detection
     against the ONNX detection of the same label, a score within ``score_tol`` and the closest
-    box, so that near-equal scores may come in another order. ``inf`` when an image's detection
-    counts differ or a detection has no partner (except near the lowest kept score, where ties
-    may swap candidates). ``names`` are the post-processed outputs' names (the model's
-    ``onnx_post_outputs``): the detections are read from its ``boxes``, ``scores``, ``labels``
-    and ``batch_indices``; other outputs (such as masks) are not compared."""
+    box (or, without boxes, mask: the distance is then ``1 - IoU``), so that near-equal scores
+    may come in another order. ``inf`` when an image's detection counts differ or a detection
+    has no partner (except near the lowest kept score, where ties may swap candidates).
+    ``names`` are the post-processed outputs' names (the model's ``onnx_post_outputs``): the
+    detections are read from its ``boxes`` (or ``masks``), ``scores``, ``labels`` and
+    ``batch_indices``; other outputs are not compared."""
     ref = [t.detach().cpu().numpy() for t in reference]
     got = [np.asarray(o) for o in onnx_outputs]
     if not postprocess:
@@ -225,8 +258,9 @@ def compare_outputs(reference, onnx_outputs, postprocess=True, score_tol=1e-4,
         worst = max(diffs) if diffs else 0.0
         return min(worst, _row_set_diff(ref, got)) if worst > score_tol else worst
     ref, got = _as_detections(ref, names), _as_detections(got, names)
+    distance = _box_distance if "boxes" in names else _mask_distance
     worst = 0.0
     for image in np.union1d(ref[3], got[3]):
         pick = [tuple(a[d[3] == image] for a in d[:3]) for d in (ref, got)]
-        worst = max(worst, _compare_detections(*pick, score_tol))
+        worst = max(worst, _compare_detections(*pick, score_tol, distance))
     return worst

@@ -82,6 +82,28 @@ def test_eval_outputs_and_batched_postprocess(model):
     assert not dets[1].masks[:, :, 150:].any()
 
 
+def test_onnx_postprocess_equals_postprocess_in_input_pixels(model):
+    """The graph's batched post-processing in PyTorch: ``postprocess``'s instances (scale 1,
+    the padded input as the original size), grouped by image, masks at the input size."""
+    boost_categories(model)
+    model.eval()
+    images = torch.rand(3, 3, 96, 128) * 255
+    with torch.no_grad():
+        outputs = model(images)
+        masks, scores, labels, batch = model.onnx_postprocess(outputs, images)
+    sizes = torch.tensor([[96, 128]] * 3)
+    dets = model.postprocess(outputs, torch.ones(3, 2), sizes, sizes)
+    assert batch.tolist() == sum(([i] * len(d) for i, d in enumerate(dets)), [])
+    assert all(0 < len(d) <= 20 for d in dets) and masks.shape == (len(batch), 96, 128)
+    for i, det in enumerate(dets):
+        assert torch.equal(det.labels, labels[batch == i])
+        assert torch.equal(det.scores, scores[batch == i])
+        assert torch.equal(det.masks, masks[batch == i])
+    model.head.score_threshold = 1.0
+    masks, scores, labels, batch = model.onnx_postprocess(outputs, images)
+    assert masks.shape == (0, 96, 128) and scores.shape == labels.shape == batch.shape == (0,)
+
+
 def test_postprocess_without_candidates(model):
     model.eval()
     with torch.no_grad():
@@ -162,13 +184,16 @@ def test_build_errors_and_export_settings(model, monkeypatch):
         solov2.build_solov2_heads(3, 32, dict(in_channels=64), dict())
     with pytest.raises(UserError, match=r"^mask_head.out_channels \(128\) must equal"):
         solov2.build_solov2_heads(3, 32, dict(kernel_out_channels=64), dict(out_channels=128))
-    with pytest.raises(UserError, match=r"^SOLOv2 with deformable convolutions \(DCNv2\)"):
-        model.check_onnx_export(opset=17, dynamic=False, postprocess=False)
+    with pytest.raises(UserError, match=r"^--opset 18: SOLOv2 with deformable convolutions "
+                                        r"\(DCNv2\) exports as ONNX DeformConv, which needs"):
+        model.check_onnx_export(opset=18, dynamic=False, postprocess=False)
+    model.check_onnx_export(opset=19, dynamic=True, postprocess=True)
     plain = solov2.SOLOv2(nn.Identity(), nn.Identity(), *solov2.build_solov2_heads(
         3, 32, dict(kernel_out_channels=32), dict(out_channels=32)))
-    with pytest.raises(UserError, match="^SOLOv2: the ONNX graph has no post-processing yet"):
-        plain.check_onnx_export(opset=17, dynamic=False, postprocess=True)
-    plain.check_onnx_export(opset=17, dynamic=True, postprocess=False)
+    with pytest.raises(UserError, match=r"^--opset 13: SOLOv2's post-processing \(Matrix NMS\)"):
+        plain.check_onnx_export(opset=13, dynamic=False, postprocess=True)
+    plain.check_onnx_export(opset=13, dynamic=True, postprocess=False)
+    plain.check_onnx_export(opset=14, dynamic=True, postprocess=True)
     with pytest.raises(ValueError, match="needs targets"):
         model.train()(torch.zeros(1, 3, 64, 64))
 

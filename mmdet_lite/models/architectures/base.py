@@ -37,12 +37,15 @@ class Detector(nn.Module):
       postprocess)`` raises ``UserError`` for unsupported settings; ``onnx_postprocess(outputs,
       images, dynamic)`` returns the tensors of ``onnx_post_outputs`` (name -> description, in
       graph order; default ``BOX_ONNX_OUTPUTS``); ``onnx_raw_outputs`` names the raw outputs and
-      ``onnx_raw_dynamic_axes`` their dynamic axes (default batch and anchors).
+      ``onnx_raw_dynamic_axes`` their dynamic axes (default batch and anchors);
+      ``onnx_output_dynamic_axes`` (output name -> {dim: name}) adds per-output dynamic axes
+      with ``--dynamic`` (such as a mask's height and width).
     """
 
     onnx_raw_outputs: Dict[str, str] = {}
     onnx_post_outputs: Dict[str, str] = BOX_ONNX_OUTPUTS
     onnx_raw_dynamic_axes: Dict[int, str] = {0: "batch", 1: "anchors"}
+    onnx_output_dynamic_axes: Dict[str, Dict[int, str]] = {}
 
     def forward(self, images: torch.Tensor,
                 targets: Union[dict, List[dict], None] = None

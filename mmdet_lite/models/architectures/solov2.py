@@ -3,8 +3,10 @@ from mmdet_lite.models.architectures.base import NormalizedInputDetector
 from mmdet_lite.models.backbones import BACKBONES
 from mmdet_lite.models.heads.solov2_head import SOLOv2Head
 from mmdet_lite.models.heads.solov2_mask_head import SOLOv2MaskHead
+from mmdet_lite.models.layers import DeformableConvV2
 from mmdet_lite.models.losses.solov2_loss import SOLOv2Loss
 from mmdet_lite.models.necks.fpn import FPN
+from mmdet_lite.models.post_process.solov2_onnx_postprocess import solov2_onnx_postprocess
 from mmdet_lite.models.post_process.solov2_postprocess import solov2_postprocess
 from mmdet_lite.utils.errors import UserError
 from mmdet_lite.utils.registry import Registry
@@ -27,7 +29,8 @@ class SOLOv2(NormalizedInputDetector):
     the head's thresholds (``solov2_postprocess``). Train: ``model(images, targets)`` with the
     ``Gt2Solov2Target`` entries (see ``SOLOv2Head.loss_inputs``) returns dict(total_loss,
     loss_ins, loss_cate) from ``criterion`` (``SOLOv2Loss``, built from the ``loss`` config on
-    first use). ONNX: ``--no-postprocess`` only (the raw outputs).
+    first use). ONNX: the raw outputs (``--no-postprocess``) or ``onnx_postprocess``'s
+    detections (``onnx_post_outputs``); DCNv2 exports as ONNX ``DeformConv`` (opset >= 19).
     """
 
     onnx_raw_outputs = {
@@ -37,8 +40,10 @@ class SOLOv2(NormalizedInputDetector):
         "mask_feats": "float32 (N, E, H/4, W/4) unified mask features",
     }
     onnx_raw_dynamic_axes = {0: "batch"}
+    onnx_output_dynamic_axes = {"mask_feats": {2: "mask_height", 3: "mask_width"},
+                                "masks": {1: "height", 2: "width"}}
     onnx_post_outputs = {
-        "masks": "bool (M, H, W) instance masks at the input size",
+        "masks": "bool (M, H, W) instance masks at the (padded) input size",
         "scores": "float32 (M,) detection scores, best first within an image",
         "labels": "int64 (M,) contiguous class indices",
         "batch_indices": "int64 (M,) the image of each detection",
@@ -94,15 +99,24 @@ class SOLOv2(NormalizedInputDetector):
                                   mask_threshold=head.mask_threshold, mask_nms=head.mask_nms)
 
     def check_onnx_export(self, opset, dynamic, postprocess=True):
-        """Raise ``UserError`` for export settings this model does not support: the
-        post-processing, and deformable convolutions (torchvision's ``deform_conv2d`` has no ONNX
-        export)."""
-        if any(hasattr(m, "conv_offset") for m in self.modules()):
-            raise UserError("SOLOv2 with deformable convolutions (DCNv2) cannot be exported to "
-                            "ONNX: torchvision's deform_conv2d has no ONNX export")
-        if postprocess:
-            raise UserError("SOLOv2: the ONNX graph has no post-processing yet; export with "
-                            "--no-postprocess (raw cate_scores, kernels, mask_feats)")
+        """Raise ``UserError`` for export settings this model does not support: deformable
+        convolutions (DCNv2) need opset 19 (ONNX ``DeformConv``), the post-processing opset 14
+        (``Trilu`` in Matrix NMS). ``dynamic`` (batch, height, width) is supported."""
+        if opset < 19 and any(isinstance(m, DeformableConvV2) for m in self.modules()):
+            raise UserError(f"--opset {opset}: SOLOv2 with deformable convolutions (DCNv2) "
+                            "exports as ONNX DeformConv, which needs opset 19 or newer")
+        if postprocess and opset < 14:
+            raise UserError(f"--opset {opset}: SOLOv2's post-processing (Matrix NMS) needs "
+                            "opset 14 or newer; export with --no-postprocess for older opsets")
+
+    def onnx_postprocess(self, outputs, images, dynamic=False):
+        """Export-friendly ``postprocess`` (``solov2_onnx_postprocess``) with the head's
+        thresholds: ``masks (M, H, W)`` bool at the input size of ``images (N, 3, H, W)``,
+        ``scores (M,)``, ``labels (M,)``, ``batch_indices (M,)``, grouped by image, best first,
+        at most ``post_nms_top_n`` per image. The same graph serves any input size."""
+        head = self.head
+        return solov2_onnx_postprocess(*outputs, head.cell_strides(outputs[0].device),
+                                       head.score_threshold, head.mask_threshold, head.mask_nms)
 
 
 def _channels(module, what):

@@ -17,27 +17,29 @@ def _top(scores, top_n):
 
 
 def matrix_nms_decay(masks, labels, sum_masks, kernel="gaussian", sigma=2.0):
-    """The decay factor (n,) of each of n candidates sorted best first.
+    """The decay factor (..., n) of each of n candidates sorted best first.
 
-    ``masks`` (n, P) binary float, ``labels`` (n,), ``sum_masks`` (n,) the masks' areas. With
-    IoU_ij of a better candidate i over j of the same label and comp_i the largest IoU of i with
-    any candidate better than it, the factor of j is
-    ``min_i f(IoU_ij) / f(comp_i)``: gaussian ``f(x) = exp(-sigma x^2)``, linear ``1 - x`` (the
-    minimum runs over every row, as Paddle's, rows of no overlap giving ``1 / f(comp_i)``).
+    ``masks`` (..., n, P) binary float, ``labels`` (..., n), ``sum_masks`` (..., n) the masks'
+    areas; leading dims are a batch (the ONNX graph's images). With IoU_ij of a better candidate
+    i over j of the same label and comp_i the largest IoU of i with any candidate better than it,
+    the factor of j is ``min_i f(IoU_ij) / f(comp_i)``: gaussian ``f(x) = exp(-sigma x^2)``,
+    linear ``1 - x`` (the minimum runs over every row, as Paddle's, rows of no overlap giving
+    ``1 / f(comp_i)``). Unions of pixel counts below 1 (two empty masks, only padding candidates
+    have them) count as 1, so that they give IoU 0, not NaN.
     """
-    inter = masks @ masks.T
-    union = sum_masks[None, :] + sum_masks[:, None] - inter
-    iou = torch.triu(inter / union, diagonal=1)
-    same_label = torch.triu((labels[None, :] == labels[:, None]).to(iou.dtype), diagonal=1)
-    decay_iou = iou * same_label
-    compensate_iou = decay_iou.max(dim=0).values[:, None].expand_as(decay_iou)
+    inter = masks @ masks.transpose(-1, -2)
+    union = sum_masks.unsqueeze(-2) + sum_masks.unsqueeze(-1) - inter
+    iou = torch.triu(inter / union.clamp(min=1), diagonal=1)
+    same_label = labels.unsqueeze(-2) == labels.unsqueeze(-1)
+    decay_iou = iou * torch.triu(same_label.to(iou.dtype), diagonal=1)
+    compensate_iou = decay_iou.max(dim=-2).values.unsqueeze(-1).expand_as(decay_iou)
     if kernel == "gaussian":
         ratio = torch.exp(-sigma * decay_iou ** 2) / torch.exp(-sigma * compensate_iou ** 2)
     elif kernel == "linear":
         ratio = (1 - decay_iou) / (1 - compensate_iou)
     else:
         raise ValueError(f"matrix NMS kernel must be 'gaussian' or 'linear', got {kernel!r}")
-    return ratio.min(dim=0).values
+    return ratio.min(dim=-2).values
 
 
 def mask_matrix_nms(seg_masks, labels, scores, sum_masks, update_threshold=0.05,
