@@ -40,16 +40,15 @@ def run_export(args):
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"cannot write {output}: folder {folder} does not exist or is not writable")
+    # Exps whose eval batches are padded to a stride (SOLOv2) trace at the padded test size.
+    stride = int(getattr(exp, "pad_to_stride", 0) or 1)
+    test_size = tuple(-(-int(side) // stride) * stride for side in exp.test_size)
     # the check input first: a bad --check-image fails before anything is written
-    images = check_input(tuple(exp.test_size), args.batch_size, args.check_image,
-                         exp.get_test_transform())
+    images = check_input(test_size, args.batch_size, args.check_image, exp.get_test_transform())
     model = exp.get_model()
     model.check_onnx_export(args.opset, args.dynamic, args.postprocess)  # before the weights load
     load_weights(model, args.ckpt)
     model.eval()
-    # Exps whose eval batches are padded to a stride (SOLOv2) trace at the padded test size.
-    stride = int(getattr(exp, "pad_to_stride", 0) or 1)
-    test_size = tuple(-(-int(side) // stride) * stride for side in exp.test_size)
     metadata = dict(exp_name=exp.exp_name, class_names=exp_class_names(exp))
     module = export_onnx(model, output, test_size, postprocess=args.postprocess,
                          dynamic=args.dynamic, opset=args.opset, batch_size=args.batch_size,
