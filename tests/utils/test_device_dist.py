@@ -1,4 +1,6 @@
 """Device selection, single-process dist helpers and drawing."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -21,7 +23,10 @@ def test_cpu_and_missing_gpu(monkeypatch):
         select_device("tpu")
     with pytest.raises(UserError, match="at least 1"):
         check_num_devices("cpu", 0)
-    assert check_num_devices("cpu", 4) == 4
+    cores = len(os.sched_getaffinity(0))
+    assert check_num_devices("cpu", cores) == cores
+    with pytest.raises(UserError, match=f"-d {cores + 1}: this machine has {cores} CPU core"):
+        check_num_devices("cpu", cores + 1)
 
 
 def test_dist_helpers_without_a_group():
