@@ -12,11 +12,8 @@ _BLOCK_RULES = [(r"\.conv2\.depthwise_conv\.", ".conv2.depthwise."),
 CSPNEXT_RULES = [(rf"^backbone\.stage{n}\.", f"backbone.stages.{n - 1}.") for n in range(1, 6)]
 CSPNEXT_RULES += _BLOCK_RULES
 
-CSPNEXT_PAFPN_RULES = [(r"^neck\.reduce_layers\.", "neck.reduce_convs."),
-                       (r"^neck\.top_down_blocks\.", "neck.top_down_blocks."),
-                       (r"^neck\.downsamples\.", "neck.downsamples."),
-                       (r"^neck\.bottom_up_blocks\.", "neck.bottom_up_blocks."),
-                       (r"^neck\.out_convs\.", "neck.out_convs.")]
+# mmdet's CSPNeXtPAFPN: only ``reduce_layers`` differs from our names.
+CSPNEXT_PAFPN_RULES = [(r"^neck\.reduce_layers\.", "neck.reduce_convs.")]
 
 # mmyolo's CSPNeXtPAFPN (BaseYOLONeck, three levels): ``reduce_layers.2`` is the top reduce conv
 # (levels 0 and 1 are Identity), ``top_down_layers.0`` a Sequential(CSPLayer, the next reduce
@@ -29,8 +26,8 @@ MMYOLO_PAFPN_RULES = [(r"^neck\.reduce_layers\.2\.", "neck.reduce_convs.0."),
                       (r"^neck\.bottom_up_layers\.", "neck.bottom_up_blocks."),
                       (r"^neck\.out_layers\.", "neck.out_convs.")]
 
-RTMDET_BACKBONE_NECK_RULES = CSPNEXT_RULES + CSPNEXT_PAFPN_RULES + _BLOCK_RULES
-SSCMA_RTMDET_BACKBONE_NECK_RULES = CSPNEXT_RULES + MMYOLO_PAFPN_RULES + _BLOCK_RULES
+RTMDET_BACKBONE_NECK_RULES = CSPNEXT_RULES + CSPNEXT_PAFPN_RULES
+SSCMA_RTMDET_BACKBONE_NECK_RULES = CSPNEXT_RULES + MMYOLO_PAFPN_RULES
 
 # The head's rules are added when the head (RTMDetSepBNHead) lands.
 RTMDET_RULES = RTMDET_BACKBONE_NECK_RULES

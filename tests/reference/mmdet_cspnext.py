@@ -1,4 +1,4 @@
-"""mmdet 3.3.0's CSPNeXt + CSPNeXtPAFPN with random weights and BN statistics, run on a seeded input.
+"""mmdet 3.3.0's CSPNeXt + CSPNeXtPAFPN, random weights and BN statistics, on a seeded input.
 
 Usage: python mmdet_cspnext.py OUT_DIR (through tests/conftest.py::run_mmdet). Writes, per variant
 (tiny, s, nano), ``<name>.pth`` (state dict with ``backbone.`` / ``neck.`` keys) and ``<name>.npz``

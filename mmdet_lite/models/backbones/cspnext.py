@@ -1,4 +1,5 @@
-"""CSPNeXt, RTMDet's backbone (mmdet 3.3.0's ``CSPNeXt``), and its CSP blocks shared with the neck."""
+"""CSPNeXt, RTMDet's backbone (mmdet 3.3.0's ``CSPNeXt``), and its CSP blocks (shared with the
+neck)."""
 import torch
 import torch.nn as nn
 
@@ -14,7 +15,7 @@ _ARCHS = {
 
 
 class ChannelAttention(nn.Module):
-    """Squeeze-excite without reduction: ``x * hardsigmoid(fc(avgpool(x)))``, (N, C, H, W) -> same."""
+    """Squeeze-excite without reduction, ``x * hardsigmoid(fc(avgpool(x)))``: (N, C, H, W)."""
 
     def __init__(self, channels):
         super().__init__()
@@ -26,7 +27,7 @@ class ChannelAttention(nn.Module):
 
 
 class DepthwiseSeparableConv(nn.Module):
-    """k x k depthwise ConvBN-act then 1x1 pointwise ConvBN-act: (N, Cin, H, W) -> (N, Cout, H, W)."""
+    """k x k depthwise then 1x1 pointwise ConvBN-act: (N, Cin, H, W) -> (N, Cout, H, W)."""
 
     def __init__(self, in_channels, out_channels, kernel_size=5, act="silu"):
         super().__init__()
@@ -65,7 +66,8 @@ class CSPLayer(nn.Module):
         self.main_conv = ConvBN(in_channels, mid, 1, act=act)
         self.short_conv = ConvBN(in_channels, mid, 1, act=act)
         self.final_conv = ConvBN(2 * mid, out_channels, 1, act=act)
-        self.blocks = nn.Sequential(*[CSPNeXtBlock(mid, shortcut, act=act) for _ in range(num_blocks)])
+        self.blocks = nn.Sequential(*[CSPNeXtBlock(mid, shortcut, act=act)
+                                      for _ in range(num_blocks)])
         self.attention = ChannelAttention(2 * mid) if channel_attention else None
 
     def forward(self, x):
@@ -83,7 +85,8 @@ class SPPBottleneck(nn.Module):
     as 5/9/13 for kernel_sizes (5, 9, 13), since chained max pools of k give 2k-1, 3k-2).
     """
 
-    def __init__(self, in_channels, out_channels, kernel_sizes=(5, 9, 13), chained=False, act="silu"):
+    def __init__(self, in_channels, out_channels, kernel_sizes=(5, 9, 13), chained=False,
+                 act="silu"):
         super().__init__()
         mid = in_channels // 2
         self.conv1 = ConvBN(in_channels, mid, 1, act=act)
