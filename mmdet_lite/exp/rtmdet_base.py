@@ -74,6 +74,8 @@ class RTMDetExp(BaseExp):
     ``snapshot_epoch`` epochs, the last ``max_keep_ckpts`` kept.
     """
 
+    convert_source_kinds = ("torch",)
+
     def __init__(self):
         super().__init__()
         # ---------------- model (rtmdet_l_8xb32-300e_coco.py) ----------------
