@@ -1,7 +1,8 @@
 """mmdet 3.3.0's CSPNeXt + CSPNeXtPAFPN, random weights and BN statistics, on a seeded input.
 
-Usage: python mmdet_cspnext.py OUT_DIR (through tests/conftest.py::run_mmdet). Writes, per variant
-(tiny, s, nano), ``<name>.pth`` (state dict with ``backbone.`` / ``neck.`` keys) and ``<name>.npz``
+Usage: python mmdet_cspnext.py OUT_DIR [CONFIG.py NAME H W] (through tests/conftest.py::run_mmdet).
+Writes, per variant (tiny, s, nano; or NAME: the backbone and neck of mmdet's CONFIG, SyncBN as BN,
+input H x W), ``<name>.pth`` (state dict with ``backbone.`` / ``neck.`` keys) and ``<name>.npz``
 (``x``, ``backbone_<i>``, ``neck_<i>``). Never imports mmdet_lite.
 """
 import mmdet_stubs  # noqa: F401  (before mmdet)
@@ -34,27 +35,48 @@ def randomize(module, gen):
             tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
 
 
-def main(out_dir):
+def run(out_dir, name, backbone, neck, size, gen):
+    model = torch.nn.ModuleDict(dict(backbone=backbone, neck=neck)).eval()
+    randomize(model, gen)
+    x = torch.randn(1, 3, *size, generator=gen)
+    with torch.no_grad():
+        feats = backbone(x)
+        outs = neck(feats)
+    torch.save(model.state_dict(), out_dir / f"{name}.pth")
+    arrays = {"x": x.numpy()}
+    arrays.update({f"backbone_{i}": f.numpy() for i, f in enumerate(feats)})
+    arrays.update({f"neck_{i}": f.numpy() for i, f in enumerate(outs)})
+    np.savez(out_dir / f"{name}.npz", **arrays)
+
+
+def from_config(path):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(path).model
+    parts = []
+    for part, cls in (("backbone", CSPNeXt), ("neck", CSPNeXtPAFPN)):
+        kwargs = dict(cfg[part])
+        kwargs.pop("type")
+        kwargs.pop("init_cfg", None)
+        kwargs["norm_cfg"] = dict(type="BN")
+        parts.append(cls(**kwargs))
+    return parts
+
+
+def main(out_dir, config=None, name=None, height=None, width=None):
     out_dir = Path(out_dir)
     gen = torch.Generator().manual_seed(0)
+    if config is not None:
+        run(out_dir, name, *from_config(config), (int(height), int(width)), gen)
+        return
     for name, (deepen, widen, act, neck_in, neck_out) in VARIANTS.items():
         norm, act_cfg = dict(type="BN"), dict(type=act, inplace=True)
         backbone = CSPNeXt(deepen_factor=deepen, widen_factor=widen, expand_ratio=0.5,
                            channel_attention=True, norm_cfg=norm, act_cfg=act_cfg)
         neck = CSPNeXtPAFPN(neck_in, neck_out, num_csp_blocks=max(round(3 * deepen), 1),
                             expand_ratio=0.5, norm_cfg=norm, act_cfg=act_cfg)
-        model = torch.nn.ModuleDict(dict(backbone=backbone, neck=neck)).eval()
-        randomize(model, gen)
-        x = torch.randn(1, 3, 96, 128, generator=gen)
-        with torch.no_grad():
-            feats = backbone(x)
-            outs = neck(feats)
-        torch.save(model.state_dict(), out_dir / f"{name}.pth")
-        arrays = {"x": x.numpy()}
-        arrays.update({f"backbone_{i}": f.numpy() for i, f in enumerate(feats)})
-        arrays.update({f"neck_{i}": f.numpy() for i, f in enumerate(outs)})
-        np.savez(out_dir / f"{name}.npz", **arrays)
+        run(out_dir, name, backbone, neck, (96, 128), gen)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
