@@ -33,11 +33,17 @@ def _command(out, data, *flags):
             "print_interval", "1"]
 
 
+def _default_sigint():
+    """A shell's background job (``nohup make test &``) ignores SIGINT, and an ignored SIGINT is
+    inherited: give the tool the default action, as a terminal's foreground job has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(cmd, **kwargs):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT),
                CUDA_VISIBLE_DEVICES="")
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kwargs)
+                            text=True, preexec_fn=_default_sigint, **kwargs)
 
 
 def _weights(path):
