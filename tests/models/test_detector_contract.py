@@ -89,7 +89,7 @@ def test_config_names_share_one_error_text():
                                         r"CSPPAN$"):
         exp.get_model()
     with pytest.raises(UserError, match=r"^backbone.name 'ResNetVd' is not known; choose from "
-                                        r"ResNet, PPHGNetV2, LCNet$"):
+                                        r"ResNet, PPHGNetV2, LCNet, CSPNeXt$"):
         BACKBONES.build(dict(name="ResNetVd", depth=18))
     with pytest.raises(UserError, match=r"^loss.name 'FocalLoss' is not known; choose from "
                                         r"DETRLoss$"):
